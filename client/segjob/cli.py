@@ -1,0 +1,268 @@
+"""`segjob`: submit images, follow jobs, fetch results, receive webhooks.
+
+    segjob submit photo.jpg more/*.jpg --wait --out results/
+    segjob status job_... | segjob list | segjob cancel job_... | segjob results job_... --out DIR
+    segjob webhook listen --port 8765 --secret whsec_...
+
+The API URL comes from --api-url or SEGJOB_API_URL (the stack's ApiUrl output; a local
+mode URL works unsigned). Exit status: 0 ok, 1 a job did not succeed, 2 usage, 3 an API
+or transport error (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from segjob_core.models import Job, JobStatus, WebhookEvent
+
+from segjob.client import Client, SegjobError
+
+EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
+
+
+def _client(args: argparse.Namespace) -> Client:
+    url = args.api_url or os.environ.get("SEGJOB_API_URL")
+    if not url:
+        raise SegjobError("no API URL: pass --api-url or set SEGJOB_API_URL", "Usage")
+    return Client(url, region=args.region, timeout=args.http_timeout)
+
+
+def _print_job(job: Job, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(job.to_json_dict()))
+        return
+    line = f"{job.job_id}  {job.status.value:<15}"
+    if job.filename:
+        line += f"  {job.filename}"
+    if job.result:
+        by_class = ", ".join(f"{name} {n}" for name, n in sorted(job.result.summary.by_class.items()))
+        line += f"  {job.result.summary.count} detections" + (f" ({by_class})" if by_class else "")
+        line += f"  {job.result.timings.get('total', 0):.0f} ms"
+    if job.error:
+        line += f"  {job.error.code}: {job.error.message}"
+    if job.webhook:
+        line += f"  webhook {job.webhook.status.value}"
+    print(line)
+
+
+def _params(args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for name, key in (("conf", "conf"), ("iou", "iou"), ("imgsz", "imgsz"), ("max_detections", "maxDetections")):
+        if getattr(args, name) is not None:
+            params[key] = getattr(args, name)
+    if args.classes:
+        params["classes"] = [int(c) for c in args.classes.split(",")]
+    if args.no_annotate:
+        params["annotate"] = False
+    return params
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from tqdm import tqdm  # noqa: PLC0415 - only this command draws progress bars
+
+    client = _client(args)
+    paths = [Path(p) for p in args.images]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise SegjobError(f"no such file: {', '.join(missing)}", "Usage")
+    quiet = args.json or not sys.stderr.isatty() and not args.progress
+    lock = threading.Lock()
+    batch = tqdm(total=len(paths), desc="jobs", unit="job", position=0, disable=quiet, file=sys.stderr)
+
+    def one(index: int, path: Path) -> Job:
+        bar = tqdm(
+            total=path.stat().st_size, desc=path.name[:24], unit="B", unit_scale=True,
+            position=index % 8 + 1, leave=False, disable=quiet, file=sys.stderr,
+        )  # fmt: skip
+
+        def progress(sent: int, total: int) -> None:
+            with lock:
+                bar.update(sent - bar.n)
+
+        try:
+            created = client.submit(
+                path, webhook_url=args.webhook, params=_params(args), progress=progress,
+                idempotency_key=f"{args.idempotency_prefix}-{path.resolve()}" if args.idempotency_prefix else None,
+            )  # fmt: skip
+        finally:
+            bar.close()
+        job: Job = created
+        if args.wait:
+            job = client.wait(created.job_id, timeout=args.timeout)
+            if args.out and job.status is JobStatus.SUCCEEDED:
+                client.download_results(job, args.out)
+        with lock:
+            batch.update(1)
+        return job
+
+    failures = 0
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+        futures = {pool.submit(one, i, p): p for i, p in enumerate(paths)}
+        results: list[tuple[Path, Job | SegjobError]] = []
+        for future in as_completed(futures):
+            try:
+                results.append((futures[future], future.result()))
+            except SegjobError as exc:
+                results.append((futures[future], exc))
+    batch.close()
+    for path, outcome in sorted(results, key=lambda r: str(r[0])):
+        if isinstance(outcome, SegjobError):
+            failures += 1
+            print(f"{path}: {outcome}", file=sys.stderr)
+            continue
+        _print_job(outcome, args.json)
+        if args.wait and outcome.status is not JobStatus.SUCCEEDED:
+            failures += 1
+    if not args.json:
+        done = len(paths) - failures
+        print(f"{done}/{len(paths)} {'succeeded' if args.wait else 'submitted'} in {time.monotonic() - started:.1f} s",
+              file=sys.stderr)  # fmt: skip
+    return EXIT_JOB_FAILED if failures else EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    job = _client(args).get_job(args.job_id)
+    _print_job(job, args.json)
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    client = _client(args)
+    shown = 0
+    for job in client.iter_jobs(page_size=min(args.limit, 100)):
+        _print_job(job, args.json)
+        shown += 1
+        if shown >= args.limit:
+            break
+    return EXIT_OK
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    job = _client(args).cancel(args.job_id)
+    _print_job(job, args.json)
+    return EXIT_OK
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    client = _client(args)
+    job = client.get_job(args.job_id)
+    if job.status is not JobStatus.SUCCEEDED:
+        reason = f" ({job.error.code}: {job.error.message})" if job.error else ""
+        raise SegjobError(f"job {job.job_id} is {job.status.value}{reason}", "NoResults")
+    for path in client.download_results(job, args.out):
+        print(path)
+    return EXIT_OK
+
+
+def cmd_webhook_listen(args: argparse.Namespace) -> int:
+    from segjob.webhooks import WebhookReceiver  # noqa: PLC0415
+
+    sink = Path(args.append).open("a", encoding="utf-8") if args.append else None
+
+    def on_event(event: WebhookEvent, headers: dict[str, str]) -> None:
+        line = json.dumps({"webhookId": headers.get("webhook-id"), **event.to_json_dict()})
+        if sink:
+            sink.write(line + "\n")
+            sink.flush()
+        print(line, flush=True)
+
+    try:
+        receiver = WebhookReceiver(secret=args.secret, host=args.host, port=args.port, on_event=on_event)
+    except (ValueError, OSError) as exc:
+        raise SegjobError(str(exc), "Usage") from exc
+    receiver.on_reject = lambda reason: print(f"rejected: {reason}", file=sys.stderr, flush=True)
+    with receiver:
+        print(f"listening on {receiver.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        try:
+            threading.Event().wait(args.duration if args.duration else None)
+        except KeyboardInterrupt:
+            pass
+    if sink:
+        sink.close()
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="segjob", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--api-url", help="API base URL (default: $SEGJOB_API_URL)")
+    parser.add_argument("--region", help="AWS region for signing (default: from the URL)")
+    parser.add_argument("--http-timeout", type=float, default=30.0, help=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    submit = sub.add_parser("submit", help="create a job per image and upload it")
+    submit.add_argument("images", nargs="+")
+    submit.add_argument("--webhook", help="https URL to receive the job's signed webhook")
+    submit.add_argument("--wait", action="store_true", help="wait until every job is terminal")
+    submit.add_argument("--out", type=Path, help="with --wait: download results to OUT/<jobId>/")
+    submit.add_argument("--timeout", type=float, default=600.0, help="seconds to wait per job (default 600)")
+    submit.add_argument("--concurrency", type=int, default=4, help="parallel uploads (default 4)")
+    submit.add_argument("--conf", type=float)
+    submit.add_argument("--iou", type=float)
+    submit.add_argument("--imgsz", type=int)
+    submit.add_argument("--classes", help="comma-separated class ids to keep")
+    submit.add_argument("--max-detections", type=int)
+    submit.add_argument("--no-annotate", action="store_true", help="skip annotated.jpg")
+    submit.add_argument("--idempotency-prefix", help="make retries of this command return the same jobs")
+    submit.add_argument("--progress", action="store_true", help="progress bars even when stderr is no terminal")
+    submit.add_argument("--json", action="store_true", help="one JSON job per line")
+    submit.set_defaults(func=cmd_submit)
+
+    for name, func, help_text in (
+        ("status", cmd_status, "show a job"),
+        ("cancel", cmd_cancel, "cancel a job"),
+    ):
+        command = sub.add_parser(name, help=help_text)
+        command.add_argument("job_id")
+        command.add_argument("--json", action="store_true")
+        command.set_defaults(func=func)
+
+    listing = sub.add_parser("list", help="your jobs, newest first")
+    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_list)
+
+    results = sub.add_parser("results", help="download result.json and annotated.jpg")
+    results.add_argument("job_id")
+    results.add_argument("--out", type=Path, required=True)
+    results.set_defaults(func=cmd_results)
+
+    webhook = sub.add_parser("webhook", help="webhook tools")
+    webhook_sub = webhook.add_subparsers(dest="webhook_command", required=True)
+    listen = webhook_sub.add_parser("listen", help="receive and verify webhooks, print them as JSON lines")
+    listen.add_argument("--port", type=int, default=8765)
+    listen.add_argument("--host", default="127.0.0.1")
+    listen.add_argument("--secret", default=os.environ.get("SEGJOB_WEBHOOK_SECRET"), help="whsec_... "
+                        "(default: $SEGJOB_WEBHOOK_SECRET)")  # fmt: skip
+    listen.add_argument("--append", help="also append events to this JSON-lines file")
+    listen.add_argument("--duration", type=float, help=argparse.SUPPRESS)
+    listen.set_defaults(func=cmd_webhook_listen)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "webhook" and not args.secret:
+        parser.error("webhook listen needs --secret whsec_... (or SEGJOB_WEBHOOK_SECRET)")
+    try:
+        return int(args.func(args))
+    except SegjobError as exc:
+        usage = exc.code == "Usage"
+        print(f"segjob: {exc.args[0] if usage else exc}", file=sys.stderr)
+        return EXIT_USAGE if usage else EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""HTTP routes of the job API (API Gateway HTTP API, payload v2, IAM auth).
+
+Routes are explicit; domain exceptions map to responses in one place (the exception
+handlers below); every error body is ``{"error": {"code", "message"}}``.
+"""
+
+import functools
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from job_api.service import JobService, UploadTooLarge
+from job_api.settings import ApiSettings
+from job_api.storage import InvalidToken, JobFlows, JobNotFound, JobStateConflict, JobStore, ObjectStore
+from segjob_core.errors import WebhookTargetRefused
+from segjob_core.models import Contract, CreateJobRequest, CreateJobResponse, ErrorInfo, ErrorResponse, Job, JobList
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayHttpResolver(enable_validation=True)
+
+
+@functools.cache
+def service() -> JobService:
+    """Built on first use, once per container (settings come from the environment)."""
+    settings = ApiSettings.from_env()
+    return JobService(
+        settings,
+        JobStore(settings.jobs_table),
+        ObjectStore(settings.jobs_bucket),
+        JobFlows(settings.job_state_machine_arn),
+    )
+
+
+def caller() -> str:
+    """The IAM principal that signed the request; jobs belong to it."""
+    iam = app.current_event.request_context.authorizer.iam
+    principal = iam.user_arn if iam else None
+    if not principal:
+        raise Unauthenticated()
+    return principal
+
+
+def json_response(status: HTTPStatus, model: Contract | dict[str, Any]) -> Response:
+    return Response(status_code=status, content_type="application/json", body=model)
+
+
+def error_response(status: HTTPStatus, code: str, message: str) -> Response:
+    return json_response(status, ErrorResponse(error=ErrorInfo(code=code, message=message)))
+
+
+@app.post("/jobs")
+@tracer.capture_method
+def create_job(request: Annotated[CreateJobRequest, Body()]) -> Response[CreateJobResponse]:
+    job = service().create(caller(), request)
+    logger.append_keys(job_id=job.job_id)
+    metrics.add_metric(name="JobCreated", unit=MetricUnit.Count, value=1)
+    return json_response(HTTPStatus.CREATED, job)
+
+
+@app.get("/jobs")
+@tracer.capture_method
+def list_jobs(
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    next_token: Annotated[str | None, Query(alias="nextToken", max_length=2048)] = None,
+) -> Response[JobList]:
+    return json_response(HTTPStatus.OK, service().list(caller(), limit, next_token))
+
+
+@app.get("/jobs/<job_id>")
+@tracer.capture_method
+def get_job(job_id: str) -> Response[Job]:
+    logger.append_keys(job_id=job_id)
+    return json_response(HTTPStatus.OK, service().get(caller(), job_id))
+
+
+@app.delete("/jobs/<job_id>")
+@tracer.capture_method
+def cancel_job(job_id: str) -> Response[Job]:
+    logger.append_keys(job_id=job_id)
+    job = service().cancel(caller(), job_id)
+    metrics.add_metric(name="JobCanceled", unit=MetricUnit.Count, value=1)
+    return json_response(HTTPStatus.OK, job)
+
+
+class Unauthenticated(Exception):
+    """The request reached the function without an IAM caller (auth misconfigured)."""
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid_request(exc: RequestValidationError) -> Response:
+    problems = []
+    for error in exc.errors():
+        location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        problems.append(f"{location}: {error.get('msg')}" if location else str(error.get("msg")))
+    return error_response(HTTPStatus.BAD_REQUEST, "InvalidRequest", "; ".join(problems) or "invalid request")
+
+
+@app.exception_handler(WebhookTargetRefused)
+def _webhook_refused(exc: WebhookTargetRefused) -> Response:
+    return error_response(HTTPStatus.BAD_REQUEST, "InvalidWebhookUrl", str(exc))
+
+
+@app.exception_handler(UploadTooLarge)
+def _upload_too_large(exc: UploadTooLarge) -> Response:
+    return error_response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "UploadTooLarge", str(exc))
+
+
+@app.exception_handler(InvalidToken)
+def _invalid_token(exc: InvalidToken) -> Response:
+    return error_response(HTTPStatus.BAD_REQUEST, "InvalidRequest", "nextToken is not a token this API issued")
+
+
+@app.exception_handler(JobNotFound)
+def _not_found(exc: JobNotFound) -> Response:
+    return error_response(HTTPStatus.NOT_FOUND, "JobNotFound", f"no job {exc}")
+
+
+@app.exception_handler(JobStateConflict)
+def _conflict(exc: JobStateConflict) -> Response:
+    return error_response(HTTPStatus.CONFLICT, "JobStateConflict", str(exc))
+
+
+@app.exception_handler(Unauthenticated)
+def _unauthenticated(exc: Unauthenticated) -> Response:
+    return error_response(HTTPStatus.FORBIDDEN, "Unauthenticated", "the request carries no IAM identity")
+
+
+@app.not_found
+def _no_route(exc: Exception) -> Response:
+    return error_response(HTTPStatus.NOT_FOUND, "RouteNotFound", "no such route")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,119 @@
+"""Job logic of the API: what a create, get, list or cancel means. No HTTP, no boto3."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from segjob_core import keys
+from segjob_core.jobs import item_to_job, iso, utc_now
+from segjob_core.models import CreateJobRequest, CreateJobResponse, Job, JobList, JobStatus, UploadForm
+from segjob_core.netguard import check_webhook_url
+
+from job_api.settings import ApiSettings
+from job_api.storage import JobFlows, JobStateConflict, JobStore, ObjectStore
+
+# An upload that began just before its policy expired may still be landing: wait a little
+# longer before calling the job EXPIRED.
+EXPIRY_GRACE_SECONDS = 60
+
+
+class JobService:
+    def __init__(self, settings: ApiSettings, jobs: JobStore, objects: ObjectStore, flows: JobFlows) -> None:
+        self._settings = settings
+        self._jobs = jobs
+        self._objects = objects
+        self._flows = flows
+
+    def create(self, owner: str, request: CreateJobRequest) -> CreateJobResponse:
+        """Write the job AWAITING_UPLOAD and hand out the presigned POST for its input."""
+        settings = self._settings
+        if request.webhook_url:
+            # WebhookTargetRefused -> 400; the notify function checks again at delivery time.
+            check_webhook_url(request.webhook_url, allow_loopback=settings.allow_loopback_webhooks)
+        if request.content_length is not None and request.content_length > settings.max_upload_bytes:
+            raise UploadTooLarge(request.content_length, settings.max_upload_bytes)
+        now = utc_now()
+        job_id = keys.new_job_id()
+        expires_at = now + timedelta(seconds=settings.upload_window_seconds)
+        min_bytes = request.content_length or 1
+        max_bytes = request.content_length or settings.max_upload_bytes
+        item: dict[str, Any] = {
+            "jobId": job_id,
+            "owner": owner,
+            "status": JobStatus.AWAITING_UPLOAD.value,
+            "createdAt": iso(now),
+            "updatedAt": iso(now),
+            "expiresAt": iso(expires_at),
+            "ttl": int((now + timedelta(days=settings.retention_days)).timestamp()),
+            "contentType": request.content_type,
+            "maxBytes": max_bytes,
+            "params": request.params.model_dump_json(by_alias=True),
+            "hasWebhook": bool(request.webhook_url),
+        }
+        if request.filename:
+            item["filename"] = request.filename
+        if request.metadata:
+            item["metadata"] = json.dumps(request.metadata)
+        if request.webhook_url:
+            item["webhookUrl"] = request.webhook_url
+            item["webhookStatus"] = "PENDING"
+        self._jobs.put_new(item)
+        form = self._objects.presign_upload(
+            keys.upload_key(job_id),
+            request.content_type,
+            min_bytes,
+            max_bytes,
+            settings.upload_window_seconds,
+        )
+        job = item_to_job(item)
+        upload = UploadForm(url=form["url"], fields=form["fields"], max_bytes=max_bytes, expires_at=iso(expires_at))
+        return CreateJobResponse(**job.model_dump(), upload=upload)
+
+    def get(self, owner: str, job_id: str) -> Job:
+        return self._view(self._expire_if_due(self._jobs.get(job_id, owner)))
+
+    def list(self, owner: str, limit: int, token: str | None) -> JobList:
+        items, next_token = self._jobs.list_by_owner(owner, limit, token)
+        return JobList(jobs=[self._view(self._expire_if_due(item)) for item in items], next_token=next_token)
+
+    def cancel(self, owner: str, job_id: str) -> Job:
+        """A job awaiting its upload never runs; a running one is stopped. The state
+        machine sends the job.canceled webhook (when the job has one)."""
+        item = self._expire_if_due(self._jobs.get(job_id, owner))
+        status = JobStatus(item["status"])
+        if status.terminal:
+            raise JobStateConflict(job_id, f"job {job_id} is already {status.value}")
+        canceled = self._jobs.set_status(
+            job_id, owner, JobStatus.CANCELED, {JobStatus.AWAITING_UPLOAD, JobStatus.RUNNING}, iso(utc_now())
+        )
+        if status is JobStatus.RUNNING and canceled.get("executionArn"):
+            self._flows.stop(canceled["executionArn"], "canceled by its owner")
+        if canceled.get("hasWebhook"):
+            self._flows.notify_canceled(job_id)
+        return self._view(canceled)
+
+    def _expire_if_due(self, item: dict[str, Any]) -> dict[str, Any]:
+        """Upload window over without an upload: AWAITING_UPLOAD -> EXPIRED (on read; the
+        presigned POST has expired too, so the job can no longer start)."""
+        if item["status"] != JobStatus.AWAITING_UPLOAD.value:
+            return item
+        grace = timedelta(seconds=EXPIRY_GRACE_SECONDS)
+        if utc_now() < datetime.fromisoformat(item["expiresAt"]) + grace:
+            return item
+        try:
+            return self._jobs.set_status(
+                item["jobId"], item["owner"], JobStatus.EXPIRED, {JobStatus.AWAITING_UPLOAD}, iso(utc_now())
+            )
+        except JobStateConflict:  # the upload won the race: show what it wrote
+            return self._jobs.get(item["jobId"], item["owner"])
+
+    def _view(self, item: dict[str, Any]) -> Job:
+        ttl = self._settings.result_url_ttl
+        return item_to_job(item, presign=lambda key: self._objects.presign_get(key, ttl))
+
+
+class UploadTooLarge(Exception):
+    def __init__(self, requested: int, limit: int) -> None:
+        super().__init__(f"contentLength {requested} exceeds the upload limit of {limit} bytes")

@@ -1,0 +1,18 @@
+"""ApiFunction settings: the env vars template.yaml sets on it."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from segjob_core.settings import EnvSettings
+
+
+class ApiSettings(EnvSettings):
+    jobs_table: str = Field(alias="JOBS_TABLE")
+    jobs_bucket: str = Field(alias="JOBS_BUCKET")
+    job_state_machine_arn: str = Field(alias="JOB_STATE_MACHINE_ARN")
+    max_upload_bytes: int = Field(50 * 1024 * 1024, alias="MAX_UPLOAD_BYTES", ge=1)
+    upload_window_seconds: int = Field(900, alias="UPLOAD_WINDOW_SECONDS", ge=1)
+    retention_days: int = Field(7, alias="RETENTION_DAYS", ge=1)
+    allow_loopback_webhooks: bool = Field(False, alias="ALLOW_LOOPBACK_WEBHOOKS")
+    result_url_ttl: int = Field(3600, alias="RESULT_URL_TTL", ge=60)

@@ -1,0 +1,163 @@
+"""Job logic of the segment function: one image in, result.json (+ annotated.jpg) out.
+
+No AWS here: objects go through an `ObjectStore` (S3 in Lambda, memory in the benchmark)
+and the weights come from a `ModelProvider` that loads them once per process.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Protocol
+
+from segjob_core.errors import ModelUnavailable
+from segjob_core.jobs import iso, utc_now
+from segjob_core.keys import annotated_key, result_key
+from segjob_core.models import ResultDocument, SegmentOutcome, SegmentRequest, Timings
+
+from .segmenter import (
+    Segmenter,
+    annotate,
+    decode_image,
+    decoded_side_for,
+    encode_jpeg,
+    extract,
+    summarize,
+    to_detections,
+)
+from .settings import SegmentSettings
+
+MODEL_CACHE_DIR = Path(tempfile.gettempdir()) / "models"  # /tmp/models in Lambda
+
+
+class ObjectStore(Protocol):
+    def get_bytes(self, bucket: str, key: str) -> bytes: ...
+
+    def put_bytes(self, bucket: str, key: str, body: bytes, content_type: str) -> None: ...
+
+
+ModelFetcher = Callable[[str, Path], Path]
+
+
+class ModelProvider:
+    """The segmenter of this process: the baked-in weights, or MODEL_URI fetched once to /tmp.
+
+    A failure is not remembered: the next job tries again (an S3 hiccup should not poison
+    a warm container), and each failing job reports ModelUnavailable with the reason.
+    """
+
+    def __init__(
+        self, settings: SegmentSettings, fetch: ModelFetcher | None = None, cache_dir: Path = MODEL_CACHE_DIR
+    ) -> None:
+        self._settings = settings
+        self._fetch = fetch
+        self._cache_dir = cache_dir
+        self._segmenter: Segmenter | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> Segmenter | None:
+        return self._segmenter
+
+    def get(self) -> Segmenter:
+        if self._segmenter is None:
+            with self._lock:
+                if self._segmenter is None:
+                    self._segmenter = Segmenter.load(
+                        self._weights_path(),
+                        threads=self._settings.thread_count,
+                        expected_sha256=self._settings.model_sha256,
+                    )
+        return self._segmenter
+
+    def _weights_path(self) -> Path:
+        uri = self._settings.model_uri
+        if uri is None:
+            return Path(self._settings.model_path)
+        if self._fetch is None:
+            raise ModelUnavailable("MODEL_URI is set but this runtime cannot fetch models")
+        return self._fetch(uri, self._cache_dir)
+
+
+class StageClock:
+    """Milliseconds per stage, and the total since the clock was made."""
+
+    def __init__(self) -> None:
+        self._started = time.perf_counter()
+        self._stages: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._stages[name] = self._stages.get(name, 0.0) + (time.perf_counter() - started) * 1000
+
+    def timings(self) -> Timings:
+        total = (time.perf_counter() - self._started) * 1000
+        return Timings(**{name: round(ms, 2) for name, ms in self._stages.items()}, total=round(total, 2))
+
+
+def segment_image(
+    request: SegmentRequest, *, segmenter: Segmenter, store: ObjectStore, max_image_pixels: int
+) -> SegmentOutcome:
+    """Run one job: download, decode, infer, postprocess, annotate, encode, upload.
+
+    Timings in result.json and in the outcome are the same numbers; `upload` and `total`
+    cover annotated.jpg, not the write of result.json itself (which carries them).
+    """
+    params = request.params
+    segmenter.check_params(params)  # before any download: a bad class id fails fast
+    clock = StageClock()
+    with clock.stage("download"):
+        data = store.get_bytes(request.bucket, request.key)
+    with clock.stage("decode"):
+        image = decode_image(data, max_pixels=max_image_pixels, reduce_to=decoded_side_for(params))
+    with clock.stage("inference"):
+        result = segmenter.infer(image.pixels, params)
+    with clock.stage("postprocess"):
+        prediction = extract(result)
+        detections = to_detections(
+            prediction,
+            scale=image.scale,
+            size=(image.info.width, image.info.height),
+            names=segmenter.names,
+        )
+        summary = summarize(detections)
+
+    annotated = annotated_key(request.job_id) if params.annotate else None
+    if annotated is not None:
+        with clock.stage("annotate"):
+            canvas = annotate(image.pixels, prediction, segmenter.names)
+        with clock.stage("encode"):
+            jpeg = encode_jpeg(canvas)
+        with clock.stage("upload"):
+            store.put_bytes(request.bucket, annotated, jpeg, "image/jpeg")
+
+    timings = clock.timings()
+    document = ResultDocument(
+        job_id=request.job_id,
+        image=image.info,
+        model=segmenter.info,
+        params=params,
+        detections=detections,
+        summary=summary,
+        timings=timings,
+        created_at=iso(utc_now()),
+    )
+    body = json.dumps(document.to_json_dict(), separators=(",", ":")).encode()
+    store.put_bytes(request.bucket, result_key(request.job_id), body, "application/json")
+    return SegmentOutcome(
+        result_key=result_key(request.job_id),
+        annotated_key=annotated,
+        summary=summary,
+        timings=timings,
+        image=image.info,
+        model=segmenter.info,
+    )

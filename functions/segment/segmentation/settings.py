@@ -1,0 +1,55 @@
+"""Environment of the segment function, parsed once (names as template.yaml sets them)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from segjob_core.settings import EnvSettings
+
+# Pillow refuses, from the header alone, images above twice its own bomb limit; a larger
+# MAX_IMAGE_PIXELS could never be honoured.
+PIL_HARD_PIXEL_LIMIT = 178_956_970
+
+
+def available_cpus() -> int:
+    """vCPUs this process may run on (the Lambda memory size decides how many)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+# The baked-in weights sit beside the code, in the image (/var/task/model/) as in the
+# repository (functions/segment/model/), so neither needs MODEL_PATH set.
+BUNDLED_MODEL = str(Path(__file__).resolve().parents[1] / "model" / "shapes-seg.pt")
+
+
+class SegmentSettings(EnvSettings):
+    model_path: str = Field(BUNDLED_MODEL, alias="MODEL_PATH", min_length=1)
+    model_uri: str | None = Field(
+        None, alias="MODEL_URI", description="s3://bucket/key of weights to use instead"
+    )
+    model_sha256: str | None = Field(None, alias="MODEL_SHA256", description="expected sha256 of the weights")
+    max_image_pixels: int = Field(50_000_000, alias="MAX_IMAGE_PIXELS", ge=1, le=PIL_HARD_PIXEL_LIMIT)
+    torch_threads: int = Field(0, alias="TORCH_THREADS", ge=0, le=256, description="0: one per vCPU")
+
+    @field_validator("model_uri", "model_sha256", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # CloudFormation cannot omit a variable conditionally without noise: "" means unset.
+        if isinstance(value, str):
+            value = value.strip()
+            return value or None
+        return value
+
+    @field_validator("model_sha256")
+    @classmethod
+    def _lower_hex(cls, value: str | None) -> str | None:
+        return value.lower() if value else value
+
+    @property
+    def thread_count(self) -> int:
+        return self.torch_threads or available_cpus()

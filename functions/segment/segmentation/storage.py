@@ -1,0 +1,69 @@
+"""S3 adapter: the only module of this function that talks to AWS."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from segjob_core.errors import InputMissing, ModelUnavailable
+
+# One client per container, created at init. boto3 honours AWS_ENDPOINT_URL (local mode).
+_S3 = boto3.client(
+    "s3",
+    config=Config(signature_version="s3v4", retries={"mode": "standard", "max_attempts": 5}),
+)
+_MISSING = frozenset({"NoSuchKey", "NoSuchBucket", "404", "NotFound"})
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class S3ObjectStore:
+    """Reads uploads and writes results (the `ObjectStore` the job logic expects)."""
+
+    def __init__(self, client: Any = None) -> None:
+        self._s3 = client or _S3
+
+    def get_bytes(self, bucket: str, key: str) -> bytes:
+        try:
+            response = self._s3.get_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) in _MISSING:
+                raise InputMissing(f"s3://{bucket}/{key} does not exist") from exc
+            raise
+        body: bytes = response["Body"].read()
+        return body
+
+    def put_bytes(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
+        self._s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://"):
+        raise ModelUnavailable(f"MODEL_URI must look like s3://bucket/key, got {uri!r}")
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not bucket or not key or key.endswith("/"):
+        raise ModelUnavailable(f"MODEL_URI must look like s3://bucket/key, got {uri!r}")
+    return bucket, key
+
+
+def download_model(uri: str, directory: Path) -> Path:
+    """Copy the weights at `uri` into `directory` (under /tmp); the file is complete or absent."""
+    bucket, key = parse_s3_uri(uri)
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / Path(key).name
+    partial = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        _S3.download_file(bucket, key, str(partial))
+    except ClientError as exc:
+        partial.unlink(missing_ok=True)
+        reason = "does not exist" if _code(exc) in _MISSING else f"cannot be read ({_code(exc) or exc})"
+        raise ModelUnavailable(f"model {uri} {reason}") from exc
+    partial.replace(target)
+    return target

@@ -1,0 +1,1 @@
+"""Shared domain code of the segmentation job stack: contracts, keys, errors, job items."""

@@ -1,0 +1,103 @@
+"""Job items in the jobs table and their API view.
+
+The table holds one item per job (partition key ``jobId``). Structured values (params,
+metadata, the segment outcome) are stored as JSON strings so the state machine can write
+them with ``States.JsonToString`` without DynamoDB type mapping.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from .models import (
+    ErrorInfo,
+    Job,
+    JobParams,
+    JobResult,
+    JobStatus,
+    SegmentOutcome,
+    WebhookInfo,
+    WebhookStatus,
+)
+
+Presign = Callable[[str], str]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def from_dynamodb(item: Mapping[str, Any]) -> dict[str, Any]:
+    """Plain values from DynamoDB attribute values (as Step Functions returns them)."""
+    from boto3.dynamodb.types import TypeDeserializer  # noqa: PLC0415 - boto3 only where needed
+
+    deserializer = TypeDeserializer()
+    return {key: deserializer.deserialize(value) for key, value in item.items()}
+
+
+def error_message(cause: str | None) -> str:
+    """The human part of a Step Functions error cause (a Lambda error's JSON, or text)."""
+    if not cause:
+        return ""
+    try:
+        parsed = json.loads(cause)
+    except ValueError:
+        return cause[:1000]
+    if isinstance(parsed, dict) and isinstance(parsed.get("errorMessage"), str):
+        return parsed["errorMessage"][:1000]
+    return cause[:1000]
+
+
+def _webhook_error(item: Mapping[str, Any]) -> str | None:
+    if not item.get("webhookErrorCode"):
+        return None
+    return f"{item['webhookErrorCode']}: {error_message(item.get('webhookErrorCause'))}"
+
+
+def item_to_job(item: Mapping[str, Any], presign: Presign | None = None) -> Job:
+    """The API view of a job item; ``presign`` turns result keys into download URLs."""
+    result = None
+    if item.get("result"):
+        outcome = SegmentOutcome.model_validate_json(item["result"])
+        result = JobResult(
+            summary=outcome.summary,
+            timings=outcome.timings.model_dump(),
+            result_key=outcome.result_key,
+            annotated_key=outcome.annotated_key,
+            result_url=presign(outcome.result_key) if presign else None,
+            annotated_url=presign(outcome.annotated_key) if presign and outcome.annotated_key else None,
+        )
+    error = None
+    if item.get("errorCode"):
+        error = ErrorInfo(code=item["errorCode"], message=error_message(item.get("errorCause")))
+    webhook = None
+    if item.get("webhookUrl"):
+        webhook = WebhookInfo(
+            url=item["webhookUrl"],
+            status=WebhookStatus(item.get("webhookStatus", WebhookStatus.PENDING)),
+            error=_webhook_error(item),
+            delivered_at=item.get("webhookDeliveredAt"),
+        )
+    return Job(
+        job_id=item["jobId"],
+        status=JobStatus(item["status"]),
+        created_at=item["createdAt"],
+        updated_at=item["updatedAt"],
+        expires_at=item["expiresAt"],
+        filename=item.get("filename"),
+        content_type=item["contentType"],
+        params=JobParams.model_validate_json(item["params"]),
+        metadata=json.loads(item["metadata"]) if item.get("metadata") else None,
+        started_at=item.get("startedAt"),
+        finished_at=item.get("finishedAt"),
+        webhook=webhook,
+        result=result,
+        error=error,
+    )

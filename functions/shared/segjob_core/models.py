@@ -1,0 +1,256 @@
+"""The one contract: job statuses, API bodies, result.json and webhook payloads.
+
+Used by the API, segment and notify functions, the local runtime and the client; nothing
+else defines these shapes. JSON field names are camelCase (DESIGN.md section 3).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
+from pydantic.alias_generators import to_camel
+
+
+class JobStatus(StrEnum):
+    AWAITING_UPLOAD = "AWAITING_UPLOAD"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+    EXPIRED = "EXPIRED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.EXPIRED})
+
+
+class WebhookStatus(StrEnum):
+    PENDING = "PENDING"
+    DELIVERED = "DELIVERED"
+    FAILED = "FAILED"
+
+
+class EventType(StrEnum):
+    SUCCEEDED = "job.succeeded"
+    FAILED = "job.failed"
+    CANCELED = "job.canceled"
+
+
+class Contract(BaseModel):
+    """camelCase on the wire, snake_case in Python; unknown fields are refused; absent
+    values are left out rather than sent as null (whoever serializes the model)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    @model_serializer(mode="wrap")
+    def _drop_none(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        return {key: value for key, value in handler(self).items() if value is not None}
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+# Image types the segment function decodes; the presigned POST fixes one of them.
+SUPPORTED_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "image/bmp", "image/tiff")
+
+
+class JobParams(Contract):
+    """Inference parameters of one job; every field has a default."""
+
+    conf: float = Field(0.25, ge=0.0, le=1.0, description="minimum confidence of a detection")
+    iou: float = Field(0.7, ge=0.0, le=1.0, description="IoU threshold of non-maximum suppression")
+    imgsz: int = Field(640, ge=32, le=2048, description="inference size (longest side, pixels)")
+    classes: list[int] | None = Field(None, description="keep only these class ids")
+    max_detections: int = Field(100, ge=1, le=1000)
+    annotate: bool = Field(True, description="write results/{jobId}/annotated.jpg")
+    retina_masks: bool = Field(False, description="polygons from full-resolution masks (slower)")
+
+    @field_validator("imgsz")
+    @classmethod
+    def _multiple_of_32(cls, value: int) -> int:
+        if value % 32:
+            raise ValueError("imgsz must be a multiple of 32")
+        return value
+
+
+Metadata = Annotated[dict[str, str | int | float | bool | None], Field(max_length=16)]
+
+
+class CreateJobRequest(Contract):
+    filename: str | None = Field(None, max_length=255)
+    content_type: Literal[SUPPORTED_CONTENT_TYPES] = "image/jpeg"  # type: ignore[valid-type]
+    content_length: int | None = Field(None, ge=1, description="exact upload size, if known")
+    webhook_url: str | None = Field(None, max_length=2048)
+    params: JobParams = Field(default_factory=lambda: JobParams())
+    metadata: Metadata | None = None
+
+
+class UploadForm(Contract):
+    """A presigned S3 POST: send `fields` plus the file (last) as multipart/form-data to `url`."""
+
+    url: str
+    fields: dict[str, str]
+    max_bytes: int
+    expires_at: str
+
+
+class ErrorInfo(Contract):
+    code: str
+    message: str
+
+
+class ErrorResponse(Contract):
+    error: ErrorInfo
+
+
+class ResultSummary(Contract):
+    count: int
+    by_class: dict[str, int]
+
+
+class JobResult(Contract):
+    summary: ResultSummary
+    timings: dict[str, float]
+    result_key: str
+    annotated_key: str | None = None
+    result_url: str | None = None
+    annotated_url: str | None = None
+
+
+class WebhookInfo(Contract):
+    url: str
+    status: WebhookStatus
+    error: str | None = None
+    delivered_at: str | None = None
+
+
+class Job(Contract):
+    """A job as the API, the webhook and the client see it."""
+
+    job_id: str
+    status: JobStatus
+    created_at: str
+    updated_at: str
+    expires_at: str
+    filename: str | None = None
+    content_type: str
+    params: JobParams
+    metadata: dict[str, Any] | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    webhook: WebhookInfo | None = None
+    result: JobResult | None = None
+    error: ErrorInfo | None = None
+
+
+class CreateJobResponse(Job):
+    upload: UploadForm
+
+
+class JobList(Contract):
+    jobs: list[Job]
+    next_token: str | None = None
+
+
+class WebhookEvent(Contract):
+    type: EventType
+    timestamp: str
+    data: Job
+
+
+# result.json ---------------------------------------------------------------------------
+
+
+class ImageInfo(Contract):
+    width: int
+    height: int
+    format: str
+
+
+class ModelInfo(Contract):
+    name: str
+    sha256: str
+    backend: str
+    task: str = "segment"
+    classes: dict[int, str]
+
+
+class Detection(Contract):
+    class_id: int
+    class_name: str
+    confidence: float
+    bbox: list[float] = Field(min_length=4, max_length=4, description="x1, y1, x2, y2 in original pixels")
+    polygon: list[list[float]]
+    area: float = Field(description="polygon area in original pixels")
+
+
+class Timings(Contract):
+    """Milliseconds per stage of the segment function."""
+
+    download: float = 0.0
+    decode: float = 0.0
+    inference: float = 0.0
+    postprocess: float = 0.0
+    annotate: float = 0.0
+    encode: float = 0.0
+    upload: float = 0.0
+    total: float = 0.0
+
+
+class ResultDocument(Contract):
+    """results/{jobId}/result.json."""
+
+    job_id: str
+    image: ImageInfo
+    model: ModelInfo
+    params: JobParams
+    detections: list[Detection]
+    summary: ResultSummary
+    timings: Timings
+    created_at: str
+
+
+class SegmentRequest(Contract):
+    """What the state machine passes to the segment function."""
+
+    job_id: str
+    bucket: str
+    key: str
+    params: JobParams = Field(default_factory=lambda: JobParams())
+
+
+class SegmentOutcome(Contract):
+    """What the segment function returns to the state machine (stored on the job)."""
+
+    result_key: str
+    annotated_key: str | None
+    summary: ResultSummary
+    timings: Timings
+    image: ImageInfo
+    model: ModelInfo
+
+
+class NotifyRequest(Contract):
+    """What the state machine passes to the notify function: the event type and the job
+    item exactly as the last status write returned it (DynamoDB attribute values)."""
+
+    type: EventType
+    item: dict[str, Any]
+
+
+class NotifyOutcome(Contract):
+    status_code: int
+    webhook_id: str
+    attempt_ms: float

@@ -1,0 +1,23 @@
+"""Fixtures of the integration tests: one local mode for the whole session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from local.runtime import LocalRuntime
+
+
+@pytest.fixture(scope="session")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
+    """The stack of template.yaml running locally (moto server, functions, HTTP API).
+
+    Logs go to ``$LOCAL_STATE_DIR/logs`` if set, else to a session temp folder (its path
+    is in the ``runtime.log_dir`` of a failing test's locals).
+    """
+    state_dir = Path(os.environ.get("LOCAL_STATE_DIR") or tmp_path_factory.mktemp("local-state"))
+    with LocalRuntime(state_dir=state_dir) as started:
+        yield started

@@ -1,0 +1,169 @@
+"""ApiFunction handler against moto in-process (no network): routes, validation, ownership."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from local.template import Stack
+
+ROOT = Path(__file__).resolve().parents[3]
+EVENTS = ROOT / "tests" / "events"
+ALICE = "arn:aws:iam::123456789012:user/alice"
+BOB = "arn:aws:iam::123456789012:user/bob"
+
+
+class FakeContext:
+    function_name = "ApiFunction"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ApiFunction"
+    aws_request_id = "req-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch):
+    """The real handler with its env, table and bucket created from template.yaml."""
+    stack = Stack(ROOT / "template.yaml")
+    env = stack.function("ApiFunction").environment
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "test")
+    with mock_aws():
+        table = stack.resources["JobsTable"]["Properties"]
+        boto3.client("dynamodb").create_table(
+            TableName=env["JOBS_TABLE"],
+            KeySchema=table["KeySchema"],
+            AttributeDefinitions=table["AttributeDefinitions"],
+            GlobalSecondaryIndexes=table["GlobalSecondaryIndexes"],
+            BillingMode=table["BillingMode"],
+        )
+        boto3.client("s3").create_bucket(Bucket=env["JOBS_BUCKET"])
+        from job_api import handler
+
+        handler.service.cache_clear()
+        yield handler
+        handler.service.cache_clear()
+
+
+def call(api, method: str, path: str, body: Any = None, caller: str = ALICE, query: str = "") -> tuple[int, dict]:
+    event = json.loads((EVENTS / "api_create_job.json").read_text())
+    event = copy.deepcopy(event)
+    event["routeKey"] = f"{method} {path}"
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["http"]["method"] = method
+    event["rawQueryString"] = query
+    if query:
+        event["queryStringParameters"] = dict(part.split("=", 1) for part in query.split("&"))
+    event["requestContext"]["authorizer"]["iam"]["userArn"] = caller
+    event["body"] = None if body is None else (body if isinstance(body, str) else json.dumps(body))
+    response = api.lambda_handler(event, FakeContext())
+    return response["statusCode"], json.loads(response["body"]) if response.get("body") else {}
+
+
+def test_create_job_returns_presigned_post_fixing_key_type_and_size(api) -> None:
+    status, body = call(api, "POST", "/jobs", {"filename": "bus.jpg", "contentType": "image/png"})
+
+    assert status == 201
+    assert body["status"] == "AWAITING_UPLOAD"
+    assert body["jobId"].startswith("job_") and len(body["jobId"]) == 36
+    fields = body["upload"]["fields"]
+    assert fields["key"] == f"uploads/{body['jobId']}/input"
+    assert fields["Content-Type"] == "image/png"
+    policy = json.loads(__import__("base64").b64decode(fields["policy"]))
+    assert ["content-length-range", 1, body["upload"]["maxBytes"]] in policy["conditions"]
+    assert body["params"] == {
+        "conf": 0.25,
+        "iou": 0.7,
+        "imgsz": 640,
+        "maxDetections": 100,
+        "annotate": True,
+        "retinaMasks": False,
+    }
+
+
+def test_declared_content_length_fixes_the_exact_size(api) -> None:
+    status, body = call(api, "POST", "/jobs", {"contentLength": 1234})
+
+    policy = json.loads(__import__("base64").b64decode(body["upload"]["fields"]["policy"]))
+    assert status == 201
+    assert ["content-length-range", 1234, 1234] in policy["conditions"]
+
+
+def test_get_job_roundtrip_and_other_caller_gets_404(api) -> None:
+    _, created = call(api, "POST", "/jobs", {"metadata": {"camera": "north"}})
+
+    status, job = call(api, "GET", f"/jobs/{created['jobId']}")
+    other_status, other = call(api, "GET", f"/jobs/{created['jobId']}", caller=BOB)
+
+    assert status == 200 and job["jobId"] == created["jobId"] and job["metadata"] == {"camera": "north"}
+    assert other_status == 404 and other["error"]["code"] == "JobNotFound"
+
+
+def test_unknown_job_is_404(api) -> None:
+    status, body = call(api, "GET", "/jobs/job_doesnotexist")
+    assert status == 404
+    assert body == {"error": {"code": "JobNotFound", "message": "no job job_doesnotexist"}}
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"params": {"conf": 2}}, "params.conf"),
+        ({"params": {"imgsz": 100}}, "multiple of 32"),
+        ({"contentType": "application/pdf"}, "contentType"),
+        ({"unknownField": 1}, "unknownField"),
+        ({"contentLength": 0}, "contentLength"),
+        ("not json", "JSON"),
+    ],
+)
+def test_bad_params_are_400_with_a_message(api, body: Any, fragment: str) -> None:
+    status, response = call(api, "POST", "/jobs", body)
+
+    assert status == 400
+    assert response["error"]["code"] == "InvalidRequest"
+    assert fragment.lower() in response["error"]["message"].lower()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://example.com/hook", "https://127.0.0.1/hook", "https://10.1.2.3/hook", "https://169.254.169.254/"],
+)
+def test_webhook_targets_refused(api, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    status, response = call(api, "POST", "/jobs", {"webhookUrl": url})
+
+    assert status == 400
+    assert response["error"]["code"] == "InvalidWebhookUrl"
+
+
+def test_content_length_over_limit_is_413(api) -> None:
+    status, response = call(api, "POST", "/jobs", {"contentLength": 10**12})
+    assert status == 413 and response["error"]["code"] == "UploadTooLarge"
+
+
+def test_list_is_newest_first_paginated_and_per_caller(api) -> None:
+    ids = [call(api, "POST", "/jobs", {})[1]["jobId"] for _ in range(3)]
+    call(api, "POST", "/jobs", {}, caller=BOB)
+
+    _, first = call(api, "GET", "/jobs", query="limit=2")
+    _, second = call(api, "GET", "/jobs", query=f"limit=2&nextToken={first['nextToken']}")
+
+    listed = [job["jobId"] for job in first["jobs"] + second["jobs"]]
+    assert listed == list(reversed(ids))
+    assert "nextToken" not in second
+
+
+def test_forged_next_token_is_400(api) -> None:
+    status, response = call(api, "GET", "/jobs", query="nextToken=abc")
+    assert status == 400 and response["error"]["code"] == "InvalidRequest"
+

@@ -1,0 +1,80 @@
+"""ModelProvider: baked-in weights or MODEL_URI fetched once to /tmp and verified."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from segjob_core.errors import ModelUnavailable
+from segmentation import storage
+from segmentation.segmenter import file_sha256
+from segmentation.service import ModelProvider
+from segmentation.settings import SegmentSettings
+
+MODELS_BUCKET = "segjob-models-test"
+
+
+@pytest.fixture
+def s3() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=MODELS_BUCKET)
+        yield client
+
+
+def provider(tmp_path: Path, **environ: str) -> ModelProvider:
+    settings = SegmentSettings.from_env({"TORCH_THREADS": "1", **environ})
+    return ModelProvider(settings, fetch=storage.download_model, cache_dir=tmp_path / "models")
+
+
+def test_model_uri_is_fetched_verified_and_loaded_once(
+    s3: Any, tmp_path: Path, tiny_model_path: Path
+) -> None:
+    s3.upload_file(str(tiny_model_path), MODELS_BUCKET, "seg/custom-seg.pt")
+    models = provider(
+        tmp_path,
+        MODEL_PATH=str(tmp_path / "not-used.pt"),
+        MODEL_URI=f"s3://{MODELS_BUCKET}/seg/custom-seg.pt",
+        MODEL_SHA256=file_sha256(tiny_model_path).upper(),
+    )
+
+    first = models.get()
+
+    assert first.info.name == "custom-seg"
+    assert (tmp_path / "models" / "custom-seg.pt").is_file()
+    assert [p.name for p in (tmp_path / "models").iterdir()] == ["custom-seg.pt"]  # no partial file left
+    s3.delete_object(Bucket=MODELS_BUCKET, Key="seg/custom-seg.pt")
+    assert models.get() is first  # once per process: no second fetch
+
+
+def test_model_uri_with_other_digest_is_unavailable(s3: Any, tmp_path: Path, tiny_model_path: Path) -> None:
+    s3.upload_file(str(tiny_model_path), MODELS_BUCKET, "seg/custom-seg.pt")
+    models = provider(tmp_path, MODEL_URI=f"s3://{MODELS_BUCKET}/seg/custom-seg.pt", MODEL_SHA256="ab" * 32)
+
+    with pytest.raises(ModelUnavailable, match="expected abab"):
+        models.get()
+    assert models.loaded is None
+
+
+def test_missing_model_object_is_unavailable(s3: Any, tmp_path: Path) -> None:
+    models = provider(tmp_path, MODEL_URI=f"s3://{MODELS_BUCKET}/seg/absent.pt")
+
+    with pytest.raises(ModelUnavailable, match="does not exist"):
+        models.get()
+    assert not list((tmp_path / "models").iterdir())
+
+
+@pytest.mark.parametrize("uri", ["https://example.com/best.pt", "s3://bucket-only", "s3://bucket/folder/"])
+def test_malformed_model_uri_is_unavailable(tmp_path: Path, uri: str) -> None:
+    with pytest.raises(ModelUnavailable, match="s3://bucket/key"):
+        provider(tmp_path, MODEL_URI=uri).get()
+
+
+def test_baked_in_model_that_is_missing_is_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(ModelUnavailable, match="does not exist"):
+        provider(tmp_path, MODEL_PATH=str(tmp_path / "absent.pt")).get()

@@ -1,0 +1,226 @@
+"""Model code: loading, inference in original-image pixels, area, annotation, encoding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from segjob_core.errors import InvalidParams, ModelUnavailable
+from segjob_core.models import JobParams
+from segmentation.segmenter import (
+    Prediction,
+    Segmenter,
+    annotate,
+    decode_image,
+    encode_jpeg,
+    extract,
+    file_sha256,
+    polygon_area,
+    summarize,
+    to_detections,
+)
+
+from .conftest import TEST_CLASSES
+
+LIMIT = 50_000_000
+EVERYTHING = JobParams(conf=0.0, max_detections=25, imgsz=320)  # a random model finds nothing above 0
+
+
+def test_model_info_comes_from_the_weights(segmenter: Segmenter, tiny_model_path: Path) -> None:
+    info = segmenter.info
+
+    assert info.name == "tiny-seg"
+    assert info.classes == TEST_CLASSES
+    assert info.sha256 == file_sha256(tiny_model_path)
+    assert (info.backend, info.task) == ("torch", "segment")
+    assert segmenter.load_ms > 0
+
+
+def test_threads_are_set_on_purpose(segmenter: Segmenter) -> None:
+    import torch
+
+    assert torch.get_num_threads() == segmenter.threads == 1
+
+
+def test_missing_weights_are_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(ModelUnavailable, match="does not exist"):
+        Segmenter.load(tmp_path / "nope.pt", threads=1)
+
+
+def test_weights_with_another_digest_are_unavailable(tiny_model_path: Path) -> None:
+    with pytest.raises(ModelUnavailable, match="sha256"):
+        Segmenter.load(tiny_model_path, threads=1, expected_sha256="0" * 64, warmup=False)
+
+
+def test_a_file_that_is_not_a_checkpoint_is_unavailable(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"definitely not a torch checkpoint")
+
+    with pytest.raises(ModelUnavailable, match="cannot load"):
+        Segmenter.load(junk, threads=1, warmup=False)
+
+
+def test_unknown_class_ids_are_invalid_params(segmenter: Segmenter) -> None:
+    with pytest.raises(InvalidParams, match=r"\[7\]"):
+        segmenter.check_params(JobParams(classes=[0, 7]))
+
+
+def test_coordinates_are_in_original_pixels(segmenter: Segmenter, bus_jpeg: bytes) -> None:
+    # GIVEN the 810x1080 bus photo, inferred at 320 (so the model sees a 240x320 frame)
+    image = decode_image(bus_jpeg, max_pixels=LIMIT)
+
+    # WHEN every candidate is kept
+    prediction = extract(segmenter.infer(image.pixels, EVERYTHING))
+    detections = to_detections(prediction, scale=image.scale, size=(810, 1080), names=segmenter.names)
+
+    # THEN boxes and polygons lie in the original image, not in the 320 model input
+    assert 0 < len(detections) <= 25
+    boxes = np.array([d.bbox for d in detections])
+    points = np.concatenate([np.array(d.polygon).reshape(-1, 2) for d in detections])
+    assert boxes.min() >= 0 and boxes[:, [0, 2]].max() <= 810 and boxes[:, [1, 3]].max() <= 1080
+    assert points.min() >= 0 and points[:, 0].max() <= 810 and points[:, 1].max() <= 1080
+    assert max(boxes[:, [1, 3]].max(), points[:, 1].max()) > 320
+    assert all(d.class_name == TEST_CLASSES[d.class_id] and 0 <= d.confidence <= 1 for d in detections)
+
+
+def test_classes_and_max_detections_are_applied(segmenter: Segmenter, bus_jpeg: bytes) -> None:
+    image = decode_image(bus_jpeg, max_pixels=LIMIT)
+
+    prediction = extract(
+        segmenter.infer(image.pixels, EVERYTHING.model_copy(update={"classes": [1], "max_detections": 3}))
+    )
+
+    assert len(prediction) <= 3
+    assert set(prediction.class_ids.tolist()) <= {1}
+
+
+def test_reduced_frame_coordinates_are_scaled_back() -> None:
+    # GIVEN a detection in a frame decoded at 1/4 of a 4000x3000 original
+    prediction = Prediction(
+        boxes=np.array([[10, 20, 110, 220]], np.float32),
+        confidences=np.array([0.87654], np.float32),
+        class_ids=np.array([1]),
+        polygons=[np.array([[10, 20], [110, 20], [110, 220], [10, 220]], np.float32)],
+    )
+
+    # WHEN converted to detections
+    (detection,) = to_detections(prediction, scale=(4.0, 4.0), size=(4000, 3000), names=TEST_CLASSES)
+
+    # THEN coordinates and area are those of the original image
+    assert detection.bbox == [40.0, 80.0, 440.0, 880.0]
+    assert detection.polygon == [[40.0, 80.0], [440.0, 80.0], [440.0, 880.0], [40.0, 880.0]]
+    assert detection.area == 400.0 * 800.0
+    assert (detection.class_id, detection.class_name, detection.confidence) == (1, "square", 0.8765)
+
+
+def test_coordinates_are_clipped_to_the_image() -> None:
+    prediction = Prediction(
+        boxes=np.array([[-3, -1, 60, 45]], np.float32),
+        confidences=np.array([0.5], np.float32),
+        class_ids=np.array([0]),
+        polygons=[np.zeros((0, 2), np.float32)],
+    )
+
+    (detection,) = to_detections(prediction, scale=(1.0, 1.0), size=(50, 40), names=TEST_CLASSES)
+
+    assert detection.bbox == [0.0, 0.0, 50.0, 40.0]
+    assert (detection.polygon, detection.area) == ([], 0.0)
+
+
+@pytest.mark.parametrize(
+    ("points", "area"),
+    [
+        ([[0, 0], [4, 0], [4, 3], [0, 3]], 12.0),
+        ([[0, 0], [0, 3], [4, 3], [4, 0]], 12.0),  # clockwise: same area
+        ([[0, 0], [10, 0], [0, 10]], 50.0),
+        ([[0, 0], [2, 0], [2, 2], [1, 1], [0, 2]], 3.0),  # concave
+        ([[0, 0], [5, 5]], 0.0),
+        ([], 0.0),
+    ],
+)
+def test_polygon_area(points: list[list[float]], area: float) -> None:
+    assert polygon_area(np.array(points, np.float32).reshape(-1, 2)) == pytest.approx(area)
+
+
+def test_summary_counts_per_class() -> None:
+    prediction = Prediction(
+        boxes=np.tile(np.array([[0, 0, 5, 5]], np.float32), (3, 1)),
+        confidences=np.array([0.9, 0.8, 0.7], np.float32),
+        class_ids=np.array([1, 0, 1]),
+        polygons=[np.zeros((0, 2), np.float32)] * 3,
+    )
+
+    summary = summarize(to_detections(prediction, scale=(1, 1), size=(10, 10), names=TEST_CLASSES))
+
+    assert summary.count == 3
+    assert summary.by_class == {"circle": 1, "square": 2}
+
+
+def test_annotated_jpeg_has_the_frame_size(segmenter: Segmenter, bus_jpeg: bytes) -> None:
+    image = decode_image(bus_jpeg, max_pixels=LIMIT)
+    prediction = extract(segmenter.infer(image.pixels, EVERYTHING))
+
+    canvas = annotate(image.pixels, prediction, segmenter.names)
+    decoded = cv2.imdecode(np.frombuffer(encode_jpeg(canvas), np.uint8), cv2.IMREAD_COLOR)
+
+    assert decoded is not None
+    assert decoded.shape == (1080, 810, 3)
+    assert not np.array_equal(canvas, image.pixels)  # something was drawn
+    assert np.array_equal(image.pixels, decode_image(bus_jpeg, max_pixels=LIMIT).pixels)  # on a copy
+
+
+def test_annotate_tints_only_inside_the_mask() -> None:
+    frame = np.full((100, 100, 3), 128, np.uint8)
+    square = np.array([[20, 20], [60, 20], [60, 60], [20, 60]], np.float32)
+    prediction = Prediction(
+        boxes=np.array([[10, 10, 80, 80]], np.float32),
+        confidences=np.array([0.9], np.float32),
+        class_ids=np.array([0]),
+        polygons=[square],
+    )
+
+    canvas = annotate(frame, prediction, TEST_CLASSES)
+
+    assert not np.array_equal(canvas[40, 40], frame[40, 40])  # inside the polygon: tinted
+    assert np.array_equal(canvas[70, 70], frame[70, 70])  # inside the box, outside the mask
+
+
+def test_nothing_found_draws_nothing(segmenter: Segmenter, bus_jpeg: bytes) -> None:
+    image = decode_image(bus_jpeg, max_pixels=LIMIT)
+    prediction = extract(segmenter.infer(image.pixels, JobParams(conf=1.0)))
+
+    assert len(prediction) == 0
+    assert np.array_equal(annotate(image.pixels, prediction, segmenter.names), image.pixels)
+
+
+def test_trained_model_finds_the_synthetic_shapes(demo_segmenter: Segmenter) -> None:
+    """Real content: the demo model on a held-out synthetic image with known instances."""
+    from synth import SPLIT_SEEDS, make_image
+
+    pixels, instances = make_image(SPLIT_SEEDS["demo"], 0, size=(640, 960))
+    ok, buffer = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    image = decode_image(buffer.tobytes(), max_pixels=LIMIT)
+    params = JobParams(imgsz=640)
+    prediction = extract(demo_segmenter.infer(image.pixels, params))
+    detections = to_detections(prediction, scale=image.scale, size=(960, 640), names=demo_segmenter.names)
+
+    def iou(a: list[float], b: list[float]) -> float:
+        w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+        h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+        inter = w * h
+        return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+    matched = 0
+    for instance in instances:
+        x, y = instance.polygon[:, 0], instance.polygon[:, 1]
+        truth = [float(x.min()), float(y.min()), float(x.max()), float(y.max())]
+        if any(d.class_id == instance.class_id and iou(d.bbox, truth) > 0.5 for d in detections):
+            matched += 1
+    found = [(d.class_name, d.confidence) for d in detections]
+    assert matched >= max(1, len(instances) // 2), (
+        f"{matched} of {len(instances)} shapes found; detections {found}"
+    )
