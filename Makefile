@@ -12,7 +12,7 @@ AWS_REGION ?= us-east-1
 export AWS_REGION
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: setup tools demo test test-unit test-integration lint typecheck bench train eval deploy delete clean
+.PHONY: setup tools demo test test-unit test-integration lint typecheck bench train eval openapi deploy delete clean
 
 setup: $(VENV)/.installed
 
@@ -63,6 +63,9 @@ train: setup
 
 eval: setup
 	$(PY) training/evaluate.py
+
+openapi: setup
+	PYTHONPATH=functions/api:functions/shared $(PY) -m job_api.openapi > docs/openapi.json
 
 deploy:
 	sam build --parallel

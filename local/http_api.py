@@ -146,7 +146,7 @@ def build_v2_event(
     lowered.setdefault("x-forwarded-for", source_ip)
     lowered.setdefault("x-forwarded-proto", "http")
     lowered.setdefault("x-amzn-trace-id", f"Root=1-{int(now):08x}-{secrets.token_hex(12)}")
-    domain = lowered.get("host", "localhost")
+    domain = lowered.get("host", "localhost").rsplit(":", 1)[0]
     request_id = request_id or base64.b64encode(secrets.token_bytes(10)).decode()
     event: dict[str, Any] = {
         "version": "2.0",
@@ -321,8 +321,19 @@ class _ApiRequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         LOG.info("http api: " + format, *args)
 
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        chunks = []
+        while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+        while self.rfile.readline().strip():  # trailers
+            pass
+        return b"".join(chunks)
+
     def _serve(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = self._read_body()
         status, headers, raw = self.server_api.handle(
             self.command,
             self.path,

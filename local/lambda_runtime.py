@@ -224,9 +224,9 @@ class FunctionWorker:
                 return _error("Runtime.Stopped", f"{self.spec.name} is stopped (local mode is shutting down)")
             if self._process is None or (self._ready.is_set() and self._port is None) or self._died():
                 # Never started, failed its init or died: Lambda inits a fresh environment.
-                self._restart()
+                self._fresh_environment()
             if not self._ready.wait(self.spec.init_timeout):
-                self._restart_in_background()
+                self._fresh_environment()
                 return _error(
                     "Sandbox.Timedout", f"RequestId: {request_id} Error: init did not finish in time"
                 )
@@ -254,7 +254,7 @@ class FunctionWorker:
             body = response.read()
         except TimeoutError:
             LOG.warning("%s timed out after %.2f s: restarting its worker", self.spec.name, timeout)
-            self._restart_in_background(kill_first=True)
+            self._fresh_environment()
             return _error(
                 "Sandbox.Timedout",
                 f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds",
@@ -264,7 +264,7 @@ class FunctionWorker:
             LOG.warning(
                 "%s worker exited during an invocation (code %s): restarting it", self.spec.name, code
             )
-            self._restart_in_background(kill_first=True)
+            self._fresh_environment()
             return _error(
                 "Runtime.ExitError",
                 f"RequestId: {request_id} Error: Runtime exited with error: exit status {code}",
@@ -282,15 +282,10 @@ class FunctionWorker:
     def _died(self) -> bool:
         return self._process is not None and self._ready.is_set() and self._process.poll() is not None
 
-    def _restart(self) -> None:
+    def _fresh_environment(self) -> None:
+        """Kill the current process (if any) and init a new one, as Lambda does after an
+        init failure, a crash or a timeout."""
         self._kill(self._process)
-        with self._state_lock:
-            self._process = None
-        self.start()
-
-    def _restart_in_background(self, kill_first: bool = False) -> None:
-        if kill_first:
-            self._kill(self._process)
         with self._state_lock:
             self._process = None
             self._port = None

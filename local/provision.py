@@ -39,26 +39,27 @@ class Provisioned:
     s3_event_queues: dict[str, str] = field(default_factory=dict)
 
 
-def provision_storage(stack: Stack, client: ClientFactory) -> Provisioned:
-    """Buckets (+ policies), tables, secrets: everything but the state machines."""
+def provision_secrets(stack: Stack, client: ClientFactory) -> Provisioned:
+    """The secrets first: their ARNs (random suffix) are in functions' env vars."""
     result = Provisioned()
-    order = [
-        "AWS::SecretsManager::Secret",
-        "AWS::DynamoDB::Table",
-        "AWS::S3::Bucket",
-        "AWS::S3::BucketPolicy",
-    ]
+    for logical_id in stack.resources_of_type("AWS::SecretsManager::Secret"):
+        _secret(stack, logical_id, client, result)
+    return result
+
+
+def provision_storage(stack: Stack, client: ClientFactory, result: Provisioned) -> Provisioned:
+    """Tables, buckets (+ policies and their EventBridge switch): all but secrets and state machines."""
     creators = {
-        "AWS::SecretsManager::Secret": _secret,
         "AWS::DynamoDB::Table": _table,
         "AWS::S3::Bucket": _bucket,
         "AWS::S3::BucketPolicy": _bucket_policy,
     }
-    for resource_type in order:
+    for resource_type, create in creators.items():
         for logical_id in stack.resources_of_type(resource_type):
-            creators[resource_type](stack, logical_id, client, result)
+            create(stack, logical_id, client, result)
+    handled = {*creators, "AWS::SecretsManager::Secret", *_NOT_MOTO}
     for logical_id, resource in stack.resources.items():
-        if resource["Type"] not in creators and resource["Type"] not in _NOT_MOTO:
+        if resource["Type"] not in handled:
             LOG.warning("%s (%s) is not emulated in local mode", logical_id, resource["Type"])
     return result
 

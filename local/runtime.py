@@ -6,8 +6,8 @@
 2. the moto server process (``local.moto_host``), with the middleware that sends Lambda
    invokes to (1) and enforces presigned POST policies, and the Step Functions
    interpreter turned on (``POST /moto-api/config``);
-3. the template's buckets, tables and secrets in moto; then one worker process per
-   function (eagerly, in the background: SegmentFunction's init imports torch);
+3. the template's secrets in moto, then one worker process per function (eagerly, in
+   the background: SegmentFunction's init imports torch), then its tables and buckets;
 4. the state machines, the S3 -> EventBridge -> Step Functions dispatcher;
 5. the HTTP API in front of the functions' HttpApi routes.
 
@@ -38,7 +38,7 @@ from .events import EventBus, S3EventDispatcher, Target
 from .http_api import LocalHttpApi
 from .lambda_runtime import FunctionSpec, LambdaRuntime
 from .processes import read_ready, stop_process_group
-from .provision import Provisioned, provision_state_machines, provision_storage
+from .provision import Provisioned, provision_secrets, provision_state_machines, provision_storage
 from .template import ACCOUNT_ID, REGION, SERVERLESS_STATE_MACHINE, EventRule, Stack
 
 LOG = logging.getLogger(__name__)
@@ -128,9 +128,11 @@ class LocalRuntime:
             lambda_endpoint = self.lambdas.serve()
             self._start_moto(lambda_endpoint)
             self._enable_state_machine_execution()
-            provisioned = provision_storage(self.stack, self.boto3_client)
+            provisioned = provision_secrets(self.stack, self.boto3_client)
             self.stack = self.stack.with_physical_ids(provisioned.physical_ids)
+            # Workers init (SegmentFunction imports torch) while moto creates the rest.
             self._start_functions()
+            provision_storage(self.stack, self.boto3_client, provisioned)
             self._state_machines = provision_state_machines(self.stack, self.boto3_client)
             self._start_events(provisioned)
             self._start_http_api()
@@ -155,6 +157,8 @@ class LocalRuntime:
         for dispatcher in self._dispatchers:
             dispatcher.stop(timeout=10)
         self._dispatchers = []
+        with self._clients_lock:
+            self._clients.clear()
         self._started = False
 
     def _start_moto(self, lambda_endpoint: str) -> None:
@@ -228,7 +232,6 @@ class LocalRuntime:
             if rule.target_type != SERVERLESS_STATE_MACHINE:
                 LOG.warning("rule %s: only state machine targets are emulated locally", rule.name)
                 continue
-
             rules.append((rule, functools.partial(_start_execution, sfn, self._state_machines[rule.target])))
         self.bus = EventBus(rules)
         retries = max((r.retry_policy.get("MaximumRetryAttempts", 185) for r, _ in rules), default=185)

@@ -35,7 +35,13 @@ def evaluate(weights: Path, data: Path, imgsz: int) -> dict[str, float]:
         write_dataset(data, train=600, val=100, test=200)
     model = YOLO(str(weights))
     metrics = model.val(
-        data=str(data / "data.yaml"), split="test", imgsz=imgsz, batch=16, device="cpu", plots=False, verbose=False
+        data=str(data / "data.yaml"),
+        split="test",
+        imgsz=imgsz,
+        batch=16,
+        device="cpu",
+        plots=False,
+        verbose=False,
     )
     return {
         "box_map50": round(float(metrics.box.map50), 4),
@@ -119,7 +125,9 @@ def write_card(weights: Path, results: dict[str, float]) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--imgsz", type=int, default=320)

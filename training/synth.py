@@ -65,7 +65,7 @@ def _shape_polygon(rng: np.random.Generator, class_id: int, cx: float, cy: float
         pts = np.stack([radii * np.cos(t), radii * np.sin(t)], axis=1)
     c, s = math.cos(rot), math.sin(rot)
     pts = pts @ np.array([[c, s], [-s, c]])
-    return (pts + [cx, cy]).astype(np.float32)
+    return (pts + np.array([cx, cy])).astype(np.float32)
 
 
 def _contrasting_colour(rng: np.random.Generator, bg: np.ndarray) -> np.ndarray:
@@ -76,7 +76,9 @@ def _contrasting_colour(rng: np.random.Generator, bg: np.ndarray) -> np.ndarray:
     return 255 - bg
 
 
-def make_image(seed: int, index: int, size: tuple[int, int] | None = None) -> tuple[np.ndarray, list[Instance]]:
+def make_image(
+    seed: int, index: int, size: tuple[int, int] | None = None
+) -> tuple[np.ndarray, list[Instance]]:
     """Image ``index`` of the set with ``seed``: BGR uint8 array and its visible instances."""
     rng = np.random.default_rng([seed, index])
     h, w = size if size else (int(rng.integers(288, 481)), int(rng.integers(288, 481)))
@@ -98,7 +100,9 @@ def make_image(seed: int, index: int, size: tuple[int, int] | None = None) -> tu
         # earlier shape may lose more than 40% of what it still shows.
         if (covered >= 0).mean() > 0.3:
             continue
-        if any(((owner == k) & mask.astype(bool)).sum() > 0.4 * (owner == k).sum() for k in range(len(drawn))):
+        if any(
+            ((owner == k) & mask.astype(bool)).sum() > 0.4 * (owner == k).sum() for k in range(len(drawn))
+        ):
             continue
         bg_colour = img[mask.astype(bool)].mean(axis=0)
         colour = _contrasting_colour(rng, bg_colour)
@@ -163,7 +167,9 @@ def write_demo_images(out: Path, n: int = 3) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path("model/data"))
     parser.add_argument("--train", type=int, default=600)
     parser.add_argument("--val", type=int, default=100)

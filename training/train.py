@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +29,9 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--batch", type=int, default=16)
@@ -38,16 +40,18 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
     parser.add_argument("--scratch", action="store_true", help="ignore existing weights, start from the yaml")
-    parser.add_argument("--lr0", type=float, default=None, help="initial learning rate (default: Ultralytics')")
+    parser.add_argument(
+        "--lr0", type=float, default=None, help="initial learning rate (default: Ultralytics')"
+    )
     args = parser.parse_args()
 
-    from synth import write_dataset  # noqa: PLC0415 - run as a script from training/
+    from synth import write_dataset
 
     data_yaml = args.data / "data.yaml"
     if not data_yaml.exists():
         write_dataset(args.data, train=args.train_images, val=100, test=200)
 
-    from ultralytics import YOLO  # noqa: PLC0415 - heavy import, after the data exists
+    from ultralytics import YOLO
 
     resume_from = None if args.scratch or not args.weights.exists() else args.weights
     model = YOLO(str(resume_from) if resume_from else "yolov8n-seg.yaml")
@@ -89,7 +93,7 @@ def main() -> None:
     history = json.loads(log_path.read_text()) if log_path.exists() and resume_from else {"runs": []}
     history["runs"].append(
         {
-            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
             "from": "weights" if resume_from else "yolov8n-seg.yaml",
             "epochs": args.epochs,
             "imgsz": args.imgsz,

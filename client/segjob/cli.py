@@ -12,6 +12,8 @@ or transport error (one line on stderr).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import json
 import os
 import sys
@@ -22,9 +24,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from segjob_core.models import Job, JobStatus, WebhookEvent
-
 from segjob.client import Client, SegjobError
+from segjob_core.models import Job, JobStatus, WebhookEvent
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
 
@@ -56,7 +57,12 @@ def _print_job(job: Job, as_json: bool) -> None:
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
     params: dict[str, Any] = {}
-    for name, key in (("conf", "conf"), ("iou", "iou"), ("imgsz", "imgsz"), ("max_detections", "maxDetections")):
+    for name, key in (
+        ("conf", "conf"),
+        ("iou", "iou"),
+        ("imgsz", "imgsz"),
+        ("max_detections", "maxDetections"),
+    ):
         if getattr(args, name) is not None:
             params[key] = getattr(args, name)
     if args.classes:
@@ -74,7 +80,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise SegjobError(f"no such file: {', '.join(missing)}", "Usage")
-    quiet = args.json or not sys.stderr.isatty() and not args.progress
+    quiet = args.json or (not sys.stderr.isatty() and not args.progress)
     lock = threading.Lock()
     batch = tqdm(total=len(paths), desc="jobs", unit="job", position=0, disable=quiet, file=sys.stderr)
 
@@ -137,13 +143,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    client = _client(args)
-    shown = 0
-    for job in client.iter_jobs(page_size=min(args.limit, 100)):
+    jobs = _client(args).iter_jobs(page_size=min(args.limit, 100))
+    for job in itertools.islice(jobs, args.limit):
         _print_job(job, args.json)
-        shown += 1
-        if shown >= args.limit:
-            break
     return EXIT_OK
 
 
@@ -167,13 +169,14 @@ def cmd_results(args: argparse.Namespace) -> int:
 def cmd_webhook_listen(args: argparse.Namespace) -> int:
     from segjob.webhooks import WebhookReceiver  # noqa: PLC0415
 
-    sink = Path(args.append).open("a", encoding="utf-8") if args.append else None
+    sink = contextlib.ExitStack()
+    appended = sink.enter_context(Path(args.append).open("a", encoding="utf-8")) if args.append else None  # noqa: SIM115 - closed by the ExitStack
 
     def on_event(event: WebhookEvent, headers: dict[str, str]) -> None:
         line = json.dumps({"webhookId": headers.get("webhook-id"), **event.to_json_dict()})
-        if sink:
-            sink.write(line + "\n")
-            sink.flush()
+        if appended:
+            appended.write(line + "\n")
+            appended.flush()
         print(line, flush=True)
 
     try:
@@ -181,19 +184,16 @@ def cmd_webhook_listen(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         raise SegjobError(str(exc), "Usage") from exc
     receiver.on_reject = lambda reason: print(f"rejected: {reason}", file=sys.stderr, flush=True)
-    with receiver:
+    with sink, receiver, contextlib.suppress(KeyboardInterrupt):
         print(f"listening on {receiver.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
-        try:
-            threading.Event().wait(args.duration if args.duration else None)
-        except KeyboardInterrupt:
-            pass
-    if sink:
-        sink.close()
+        threading.Event().wait(args.duration if args.duration else None)
     return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="segjob", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="segjob", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--api-url", help="API base URL (default: $SEGJOB_API_URL)")
     parser.add_argument("--region", help="AWS region for signing (default: from the URL)")
     parser.add_argument("--http-timeout", type=float, default=30.0, help=argparse.SUPPRESS)
@@ -213,7 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--max-detections", type=int)
     submit.add_argument("--no-annotate", action="store_true", help="skip annotated.jpg")
     submit.add_argument("--idempotency-prefix", help="make retries of this command return the same jobs")
-    submit.add_argument("--progress", action="store_true", help="progress bars even when stderr is no terminal")
+    submit.add_argument(
+        "--progress", action="store_true", help="progress bars even when stderr is no terminal"
+    )
     submit.add_argument("--json", action="store_true", help="one JSON job per line")
     submit.set_defaults(func=cmd_submit)
 

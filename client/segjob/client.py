@@ -101,7 +101,9 @@ class Client:
         headers = {"content-type": body.content_type, "content-length": str(len(body))}
         try:
             with body:
-                response = self._http.post(job.upload.url, data=body, headers=headers, timeout=self._timeout * 4)
+                response = self._http.post(
+                    job.upload.url, data=body, headers=headers, timeout=self._timeout * 4
+                )
         except requests.RequestException as exc:
             raise SegjobError(f"upload failed: {exc}", "UploadFailed") from exc
         if response.status_code not in (200, 201, 204):
@@ -137,7 +139,9 @@ class Client:
     def cancel(self, job_id: str) -> Job:
         return Job.model_validate(self._request("DELETE", f"/jobs/{job_id}"))
 
-    def wait(self, job_id: str, timeout: float = 300.0, interval: float = 0.5, max_interval: float = 5.0) -> Job:
+    def wait(
+        self, job_id: str, timeout: float = 300.0, interval: float = 0.5, max_interval: float = 5.0
+    ) -> Job:
         """Poll until the job is terminal, backing off from ``interval`` to ``max_interval``."""
         deadline = time.monotonic() + timeout
         while True:
@@ -156,7 +160,10 @@ class Client:
         target = Path(out_dir) / job.job_id
         target.mkdir(parents=True, exist_ok=True)
         written = []
-        for name, url in (("result.json", job.result.result_url), ("annotated.jpg", job.result.annotated_url)):
+        for name, url in (
+            ("result.json", job.result.result_url),
+            ("annotated.jpg", job.result.annotated_url),
+        ):
             if not url:
                 continue
             response = self._http.get(url, timeout=self._timeout * 4)
@@ -183,7 +190,9 @@ class Client:
         if body is not None:
             all_headers["content-type"] = "application/json"
         if self._credentials is not None:
-            aws_request = AWSRequest(method=method, url=url, data=body, params=query or {}, headers=all_headers)
+            aws_request = AWSRequest(
+                method=method, url=url, data=body, params=query or {}, headers=all_headers
+            )
             SigV4Auth(self._credentials, "execute-api", self._region).add_auth(aws_request)
             all_headers = dict(aws_request.headers.items())
         try:

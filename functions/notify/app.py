@@ -7,8 +7,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from job_notify.logic import get_notifier, notify
 
+from job_notify.logic import get_notifier, notify
 from segjob_core.models import NotifyRequest
 
 logger = Logger(service="notify")

@@ -19,5 +19,8 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
     is in the ``runtime.log_dir`` of a failing test's locals).
     """
     state_dir = Path(os.environ.get("LOCAL_STATE_DIR") or tmp_path_factory.mktemp("local-state"))
-    with LocalRuntime(state_dir=state_dir) as started:
+    # A small upload limit keeps the over-the-limit test quick (the default is 50 MB).
+    with LocalRuntime(
+        state_dir=state_dir, parameter_overrides={"MaxUploadBytes": str(2 * 1024 * 1024)}
+    ) as started:
         yield started

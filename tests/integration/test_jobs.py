@@ -72,7 +72,7 @@ def test_happy_path_result_annotated_jpeg_and_signed_webhook(runtime, client, re
     document = ResultDocument.model_validate_json((tmp_path / job.job_id / "result.json").read_text())
     assert {p.name for p in written} == {"result.json", "annotated.jpg"}
     assert document.job_id == job.job_id
-    assert (document.image.width, document.image.height, document.image.format) == (960, 640, "JPEG")
+    assert (document.image.width, document.image.height, document.image.format) == (960, 640, "jpeg")
     assert len(document.model.sha256) == 64 and document.model.classes
     assert document.summary.count == len(document.detections) == job.result.summary.count
     for detection in document.detections:
@@ -82,14 +82,20 @@ def test_happy_path_result_annotated_jpeg_and_signed_webhook(runtime, client, re
         assert detection.class_name == document.model.classes[detection.class_id]
     for stage in ("download", "decode", "inference", "postprocess", "annotate", "encode", "upload", "total"):
         assert stage in job.result.timings
-    annotated = cv2.imdecode(np.frombuffer((tmp_path / job.job_id / "annotated.jpg").read_bytes(), np.uint8), 1)
+    annotated = cv2.imdecode(
+        np.frombuffer((tmp_path / job.job_id / "annotated.jpg").read_bytes(), np.uint8), 1
+    )
     assert annotated.shape == (640, 960, 3)
 
-    delivered = wait_for(lambda: (j := client.get_job(job.job_id)).webhook.status is WebhookStatus.DELIVERED and j)
+    delivered = wait_for(
+        lambda: (j := client.get_job(job.job_id)).webhook.status is WebhookStatus.DELIVERED and j
+    )
     assert delivered.webhook.delivered_at
 
 
-def test_corrupt_image_fails_with_invalid_image_and_job_failed_webhook(runtime, client, receiver, tmp_path) -> None:
+def test_corrupt_image_fails_with_invalid_image_and_job_failed_webhook(
+    runtime, client, receiver, tmp_path
+) -> None:
     corrupt = tmp_path / "corrupt.jpg"
     corrupt.write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg" * 10)
 
@@ -138,8 +144,12 @@ def test_same_s3_event_twice_runs_once_and_sends_one_webhook(runtime, client, re
     runtime.deliver_event(original_event)
 
     executions = wait_for(
-        lambda: (ex := executions_for(runtime, created.job_id)) and len(ex) == 2
-        and all(e["status"] != "RUNNING" for e in ex) and ex
+        lambda: (
+            (ex := executions_for(runtime, created.job_id))
+            and len(ex) == 2
+            and all(e["status"] != "RUNNING" for e in ex)
+            and ex
+        )
     )
     assert all(e["status"] == "SUCCEEDED" for e in executions)
     sfn = runtime.boto3_client("stepfunctions")
@@ -190,7 +200,9 @@ def test_another_caller_gets_404(runtime, client) -> None:
     created = client.create_job()
     other = requests.get(
         f"{runtime.api_url}/jobs/{created.job_id}",
-        headers={"Authorization": "AWS4-HMAC-SHA256 Credential=AKIDOTHERCALLER/20261122/us-east-1/execute-api/aws4_request"},
+        headers={
+            "Authorization": "AWS4-HMAC-SHA256 Credential=AKIDOTHERCALLER/20261122/us-east-1/execute-api/aws4_request"
+        },
         timeout=30,
     )
     assert other.status_code == 404

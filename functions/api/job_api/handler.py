@@ -20,7 +20,15 @@ from job_api.service import JobService, UploadTooLarge
 from job_api.settings import ApiSettings
 from job_api.storage import InvalidToken, JobFlows, JobNotFound, JobStateConflict, JobStore, ObjectStore
 from segjob_core.errors import WebhookTargetRefused
-from segjob_core.models import Contract, CreateJobRequest, CreateJobResponse, ErrorInfo, ErrorResponse, Job, JobList
+from segjob_core.models import (
+    Contract,
+    CreateJobRequest,
+    CreateJobResponse,
+    ErrorInfo,
+    ErrorResponse,
+    Job,
+    JobList,
+)
 
 logger = Logger()
 tracer = Tracer()
@@ -57,7 +65,19 @@ def error_response(status: HTTPStatus, code: str, message: str) -> Response:
     return json_response(status, ErrorResponse(error=ErrorInfo(code=code, message=message)))
 
 
-@app.post("/jobs")
+def _responses(ok: int, model: type[Contract], *errors: int) -> dict[int, dict[str, Any]]:
+    """OpenAPI responses of a route: its success body and the error bodies it can return."""
+    out: dict[int, dict[str, Any]] = {ok: {"description": HTTPStatus(ok).phrase, "content": _json(model)}}
+    for status in (400, 403, *errors):
+        out[status] = {"description": HTTPStatus(status).phrase, "content": _json(ErrorResponse)}
+    return out
+
+
+def _json(model: type[Contract]) -> dict[str, Any]:
+    return {"application/json": {"model": model}}
+
+
+@app.post("/jobs", summary="Create a job", responses=_responses(201, CreateJobResponse, 413))
 @tracer.capture_method
 def create_job(request: Annotated[CreateJobRequest, Body()]) -> Response[CreateJobResponse]:
     job = service().create(caller(), request)
@@ -66,7 +86,7 @@ def create_job(request: Annotated[CreateJobRequest, Body()]) -> Response[CreateJ
     return json_response(HTTPStatus.CREATED, job)
 
 
-@app.get("/jobs")
+@app.get("/jobs", summary="List your jobs, newest first", responses=_responses(200, JobList))
 @tracer.capture_method
 def list_jobs(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -75,18 +95,18 @@ def list_jobs(
     return json_response(HTTPStatus.OK, service().list(caller(), limit, next_token))
 
 
-@app.get("/jobs/<job_id>")
+@app.get("/jobs/<jobId>", summary="Get a job", responses=_responses(200, Job, 404))
 @tracer.capture_method
-def get_job(job_id: str) -> Response[Job]:
-    logger.append_keys(job_id=job_id)
-    return json_response(HTTPStatus.OK, service().get(caller(), job_id))
+def get_job(jobId: str) -> Response[Job]:  # the path parameter's name, as in template.yaml
+    logger.append_keys(job_id=jobId)
+    return json_response(HTTPStatus.OK, service().get(caller(), jobId))
 
 
-@app.delete("/jobs/<job_id>")
+@app.delete("/jobs/<jobId>", summary="Cancel a job", responses=_responses(200, Job, 404, 409))
 @tracer.capture_method
-def cancel_job(job_id: str) -> Response[Job]:
-    logger.append_keys(job_id=job_id)
-    job = service().cancel(caller(), job_id)
+def cancel_job(jobId: str) -> Response[Job]:
+    logger.append_keys(job_id=jobId)
+    job = service().cancel(caller(), jobId)
     metrics.add_metric(name="JobCanceled", unit=MetricUnit.Count, value=1)
     return json_response(HTTPStatus.OK, job)
 
@@ -116,7 +136,9 @@ def _upload_too_large(exc: UploadTooLarge) -> Response:
 
 @app.exception_handler(InvalidToken)
 def _invalid_token(exc: InvalidToken) -> Response:
-    return error_response(HTTPStatus.BAD_REQUEST, "InvalidRequest", "nextToken is not a token this API issued")
+    return error_response(
+        HTTPStatus.BAD_REQUEST, "InvalidRequest", "nextToken is not a token this API issued"
+    )
 
 
 @app.exception_handler(JobNotFound)

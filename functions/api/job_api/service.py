@@ -6,13 +6,12 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from segjob_core import keys
-from segjob_core.jobs import item_to_job, iso, utc_now
-from segjob_core.models import CreateJobRequest, CreateJobResponse, Job, JobList, JobStatus, UploadForm
-from segjob_core.netguard import check_webhook_url
-
 from job_api.settings import ApiSettings
 from job_api.storage import JobFlows, JobStateConflict, JobStore, ObjectStore
+from segjob_core import keys
+from segjob_core.jobs import iso, item_to_job, utc_now
+from segjob_core.models import CreateJobRequest, CreateJobResponse, Job, JobList, JobStatus, UploadForm
+from segjob_core.netguard import check_webhook_url
 
 # An upload that began just before its policy expired may still be landing: wait a little
 # longer before calling the job EXPIRED.
@@ -68,7 +67,9 @@ class JobService:
             settings.upload_window_seconds,
         )
         job = item_to_job(item)
-        upload = UploadForm(url=form["url"], fields=form["fields"], max_bytes=max_bytes, expires_at=iso(expires_at))
+        upload = UploadForm(
+            url=form["url"], fields=form["fields"], max_bytes=max_bytes, expires_at=iso(expires_at)
+        )
         return CreateJobResponse(**job.model_dump(), upload=upload)
 
     def get(self, owner: str, job_id: str) -> Job:

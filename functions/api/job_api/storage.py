@@ -43,7 +43,9 @@ class JobStore:
             raise JobNotFound(job_id)
         return item
 
-    def list_by_owner(self, owner: str, limit: int, token: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    def list_by_owner(
+        self, owner: str, limit: int, token: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
         query: dict[str, Any] = {
             "IndexName": "ByOwner",
             "KeyConditionExpression": Key("owner").eq(owner),
@@ -102,7 +104,9 @@ class JobFlows:
         self._sfn.start_execution(
             stateMachineArn=self._arn,
             name=f"{job_id}-canceled",
-            input=json.dumps({"source": CANCEL_EVENT_SOURCE, "detail-type": "Job Canceled", "detail": {"jobId": job_id}}),
+            input=json.dumps(
+                {"source": CANCEL_EVENT_SOURCE, "detail-type": "Job Canceled", "detail": {"jobId": job_id}}
+            ),
         )
 
 

@@ -93,7 +93,7 @@ class CreateJobRequest(Contract):
     content_type: Literal[SUPPORTED_CONTENT_TYPES] = "image/jpeg"  # type: ignore[valid-type]
     content_length: int | None = Field(None, ge=1, description="exact upload size, if known")
     webhook_url: str | None = Field(None, max_length=2048)
-    params: JobParams = Field(default_factory=lambda: JobParams())
+    params: JobParams = Field(default_factory=lambda: JobParams())  # noqa: PLW0108 - mypy needs the call
     metadata: Metadata | None = None
 
 
@@ -228,7 +228,7 @@ class SegmentRequest(Contract):
     job_id: str
     bucket: str
     key: str
-    params: JobParams = Field(default_factory=lambda: JobParams())
+    params: JobParams = Field(default_factory=lambda: JobParams())  # noqa: PLW0108 - mypy needs the call
 
 
 class SegmentOutcome(Contract):

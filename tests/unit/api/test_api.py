@@ -56,7 +56,9 @@ def api(monkeypatch: pytest.MonkeyPatch):
         handler.service.cache_clear()
 
 
-def call(api, method: str, path: str, body: Any = None, caller: str = ALICE, query: str = "") -> tuple[int, dict]:
+def call(
+    api, method: str, path: str, body: Any = None, caller: str = ALICE, query: str = ""
+) -> tuple[int, dict]:
     event = json.loads((EVENTS / "api_create_job.json").read_text())
     event = copy.deepcopy(event)
     event["routeKey"] = f"{method} {path}"
@@ -137,7 +139,12 @@ def test_bad_params_are_400_with_a_message(api, body: Any, fragment: str) -> Non
 
 @pytest.mark.parametrize(
     "url",
-    ["http://example.com/hook", "https://127.0.0.1/hook", "https://10.1.2.3/hook", "https://169.254.169.254/"],
+    [
+        "http://example.com/hook",
+        "https://127.0.0.1/hook",
+        "https://10.1.2.3/hook",
+        "https://169.254.169.254/",
+    ],
 )
 def test_webhook_targets_refused(api, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     status, response = call(api, "POST", "/jobs", {"webhookUrl": url})
@@ -166,4 +173,3 @@ def test_list_is_newest_first_paginated_and_per_caller(api) -> None:
 def test_forged_next_token_is_400(api) -> None:
     status, response = call(api, "GET", "/jobs", query="nextToken=abc")
     assert status == 400 and response["error"]["code"] == "InvalidRequest"
-
