@@ -114,6 +114,8 @@ class FunctionWorker:
         self._base_env = dict(base_env)
         self._reserved_env = dict(reserved_env)
         self._log_path = log_dir / f"{spec.name}.log"
+        # the function's own /tmp, like a Lambda execution environment's; it goes with the state dir
+        self._tmp_dir = log_dir.parent / "tmp" / spec.name
         self._invoke_lock = threading.Lock()  # one invocation at a time, like one container
         self._state_lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
@@ -130,6 +132,11 @@ class FunctionWorker:
     @property
     def started(self) -> bool:
         return self._process is not None
+
+    @property
+    def tmp_dir(self) -> Path:
+        """The function's /tmp (its TMPDIR)."""
+        return self._tmp_dir
 
     @property
     def log_path(self) -> Path:
@@ -156,6 +163,7 @@ class FunctionWorker:
                 "PYTHONPATH": os.pathsep.join(str(p) for p in (spec.code_dir, *spec.python_path)),
                 "PYTHONUNBUFFERED": "1",
                 "PYTHONDONTWRITEBYTECODE": "1",
+                "TMPDIR": str(self._tmp_dir),
             }
         )
         return env
@@ -172,6 +180,7 @@ class FunctionWorker:
             env = self.environment()
             env["LOCAL_LAMBDA_READY_FD"] = str(write_fd)
             self._log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._tmp_dir.mkdir(parents=True, exist_ok=True)
             with self._log_path.open("ab") as log:
                 log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {self.spec.name}\n".encode())
                 log.flush()

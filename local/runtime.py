@@ -304,11 +304,14 @@ class LocalRuntime:
     def parameters(self) -> dict[str, str]:
         return dict(self.stack.parameters)
 
-    def _single(self, resource_type: str) -> str:
+    def _single(self, resource_type: str, preferred: str | None = None) -> str:
+        """The template's one resource of ``resource_type`` (or ``preferred`` among several)."""
         logical_ids = list(self.stack.resources_of_type(resource_type))
-        if len(logical_ids) != 1:
-            raise LookupError(f"the template has {len(logical_ids)} resources of type {resource_type}")
-        return logical_ids[0]
+        if len(logical_ids) == 1:
+            return logical_ids[0]
+        if preferred in logical_ids:
+            return preferred
+        raise LookupError(f"the template has {len(logical_ids)} resources of type {resource_type}")
 
     @property
     def bucket(self) -> str:
@@ -316,7 +319,15 @@ class LocalRuntime:
 
     @property
     def table(self) -> str:
-        return self.stack.physical_name(self._single("AWS::DynamoDB::Table"))
+        """The jobs table (the template also has e.g. the API's idempotency table)."""
+        return self.stack.physical_name(self._single("AWS::DynamoDB::Table", preferred="JobsTable"))
+
+    @property
+    def tables(self) -> dict[str, str]:
+        """Every table of the template: logical id -> local name."""
+        return {
+            lid: self.stack.physical_name(lid) for lid in self.stack.resources_of_type("AWS::DynamoDB::Table")
+        }
 
     @property
     def state_machine_arn(self) -> str:

@@ -13,28 +13,59 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import itertools
 import json
 import os
+import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
 
 from segjob.client import Client, SegjobError
-from segjob_core.models import Job, JobStatus, WebhookEvent
+from segjob_core.models import Job, JobParams, JobStatus, WebhookEvent
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
+# Jobs followed at once by `submit --wait` (each polls with backoff, 0.5 s up to 5 s).
+WAITERS = 16
 
 
 def _client(args: argparse.Namespace) -> Client:
     url = args.api_url or os.environ.get("SEGJOB_API_URL")
     if not url:
         raise SegjobError("no API URL: pass --api-url or set SEGJOB_API_URL", "Usage")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SegjobError(f"the API URL must be http(s)://host[/stage], not {url!r}", "Usage")
     return Client(url, region=args.region, timeout=args.http_timeout)
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+def _class_ids(text: str) -> list[int]:
+    try:
+        return [int(c) for c in text.split(",")]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated class ids, got {text!r}") from exc
 
 
 def _print_job(job: Job, as_json: bool) -> None:
@@ -56,6 +87,7 @@ def _print_job(job: Job, as_json: bool) -> None:
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
+    """The job params given as options, checked here so that a bad one is a usage error."""
     params: dict[str, Any] = {}
     for name, key in (
         ("conf", "conf"),
@@ -65,14 +97,26 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
     ):
         if getattr(args, name) is not None:
             params[key] = getattr(args, name)
-    if args.classes:
-        params["classes"] = [int(c) for c in args.classes.split(",")]
+    if args.classes is not None:
+        params["classes"] = args.classes
     if args.no_annotate:
         params["annotate"] = False
+    try:
+        JobParams.model_validate(params)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise SegjobError(f"invalid job params: {problems}", "Usage") from exc
     return params
 
 
+def _idempotency_key(prefix: str, path: Path) -> str:
+    """Stable per (prefix, file): a header-safe, fixed-length digest of the file's path."""
+    return f"{prefix}-{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:32]}"
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
+    """Upload ``--concurrency`` files at a time; with --wait, each job is followed from the
+    moment its upload is done (the next uploads do not wait for it)."""
     from tqdm import tqdm  # noqa: PLC0415 - only this command draws progress bars
 
     client = _client(args)
@@ -80,11 +124,14 @@ def cmd_submit(args: argparse.Namespace) -> int:
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise SegjobError(f"no such file: {', '.join(missing)}", "Usage")
+    if args.out and not args.wait:
+        raise SegjobError("--out needs --wait", "Usage")
+    params = _params(args)
     quiet = args.json or (not sys.stderr.isatty() and not args.progress)
     lock = threading.Lock()
     batch = tqdm(total=len(paths), desc="jobs", unit="job", position=0, disable=quiet, file=sys.stderr)
 
-    def one(index: int, path: Path) -> Job:
+    def upload(index: int, path: Path) -> Job:
         bar = tqdm(
             total=path.stat().st_size, desc=path.name[:24], unit="B", unit_scale=True,
             position=index % 8 + 1, leave=False, disable=quiet, file=sys.stderr,
@@ -94,46 +141,71 @@ def cmd_submit(args: argparse.Namespace) -> int:
             with lock:
                 bar.update(sent - bar.n)
 
+        key = _idempotency_key(args.idempotency_prefix, path) if args.idempotency_prefix else None
         try:
-            created = client.submit(
-                path, webhook_url=args.webhook, params=_params(args), progress=progress,
-                idempotency_key=f"{args.idempotency_prefix}-{path.resolve()}" if args.idempotency_prefix else None,
-            )  # fmt: skip
+            return client.submit(
+                path, webhook_url=args.webhook, params=params, progress=progress, idempotency_key=key
+            )
         finally:
             bar.close()
-        job: Job = created
-        if args.wait:
-            job = client.wait(created.job_id, timeout=args.timeout)
-            if args.out and job.status is JobStatus.SUCCEEDED:
-                client.download_results(job, args.out)
-        with lock:
-            batch.update(1)
+
+    def finish(job_id: str) -> Job:
+        job = client.wait(job_id, timeout=args.timeout)
+        if args.out and job.status is JobStatus.SUCCEEDED:
+            client.download_results(job, args.out)
         return job
 
-    failures = 0
+    outcomes: dict[int, Job | SegjobError] = {}
+
+    def record(index: int, future: Future[Job]) -> None:
+        try:
+            outcome: Job | SegjobError = future.result()
+        except SegjobError as exc:
+            outcome = exc
+        with lock:
+            outcomes[index] = outcome
+            batch.update(1)
+
     started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
-        futures = {pool.submit(one, i, p): p for i, p in enumerate(paths)}
-        results: list[tuple[Path, Job | SegjobError]] = []
-        for future in as_completed(futures):
+    with (
+        ThreadPoolExecutor(max_workers=args.concurrency, thread_name_prefix="upload") as uploads,
+        ThreadPoolExecutor(max_workers=WAITERS, thread_name_prefix="wait") as waiters,
+    ):
+        uploading = {uploads.submit(upload, i, p): i for i, p in enumerate(paths)}
+        waiting: dict[Future[Job], int] = {}
+        for future in as_completed(uploading):
+            index = uploading[future]
+            if not args.wait:
+                record(index, future)
+                continue
             try:
-                results.append((futures[future], future.result()))
-            except SegjobError as exc:
-                results.append((futures[future], exc))
+                created = future.result()
+            except SegjobError:
+                record(index, future)
+                continue
+            waiting[waiters.submit(finish, created.job_id)] = index
+        for future in as_completed(waiting):
+            record(waiting[future], future)
     batch.close()
-    for path, outcome in sorted(results, key=lambda r: str(r[0])):
+
+    errors = failures = 0
+    for index, path in enumerate(paths):
+        outcome = outcomes[index]
         if isinstance(outcome, SegjobError):
-            failures += 1
             print(f"{path}: {outcome}", file=sys.stderr)
+            if outcome.code == "WaitTimeout":
+                failures += 1
+            else:
+                errors += 1
             continue
         _print_job(outcome, args.json)
         if args.wait and outcome.status is not JobStatus.SUCCEEDED:
             failures += 1
     if not args.json:
-        done = len(paths) - failures
+        done = len(paths) - failures - errors
         print(f"{done}/{len(paths)} {'succeeded' if args.wait else 'submitted'} in {time.monotonic() - started:.1f} s",
               file=sys.stderr)  # fmt: skip
-    return EXIT_JOB_FAILED if failures else EXIT_OK
+    return EXIT_ERROR if errors else EXIT_JOB_FAILED if failures else EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -184,9 +256,18 @@ def cmd_webhook_listen(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         raise SegjobError(str(exc), "Usage") from exc
     receiver.on_reject = lambda reason: print(f"rejected: {reason}", file=sys.stderr, flush=True)
-    with sink, receiver, contextlib.suppress(KeyboardInterrupt):
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    # Ctrl-C and `kill` end the listener cleanly, also when it was started in the background
+    # of a non-interactive shell (which starts it with SIGINT ignored).
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_signal)
+    with sink, receiver:
         print(f"listening on {receiver.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
-        threading.Event().wait(args.duration if args.duration else None)
+        stop.wait(args.duration if args.duration else None)
     return EXIT_OK
 
 
@@ -204,12 +285,14 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--webhook", help="https URL to receive the job's signed webhook")
     submit.add_argument("--wait", action="store_true", help="wait until every job is terminal")
     submit.add_argument("--out", type=Path, help="with --wait: download results to OUT/<jobId>/")
-    submit.add_argument("--timeout", type=float, default=600.0, help="seconds to wait per job (default 600)")
-    submit.add_argument("--concurrency", type=int, default=4, help="parallel uploads (default 4)")
+    submit.add_argument(
+        "--timeout", type=_positive(float), default=600.0, help="seconds to wait per job (default 600)"
+    )
+    submit.add_argument("--concurrency", type=_positive(int), default=4, help="parallel uploads (default 4)")
     submit.add_argument("--conf", type=float)
     submit.add_argument("--iou", type=float)
     submit.add_argument("--imgsz", type=int)
-    submit.add_argument("--classes", help="comma-separated class ids to keep")
+    submit.add_argument("--classes", type=_class_ids, help="comma-separated class ids to keep")
     submit.add_argument("--max-detections", type=int)
     submit.add_argument("--no-annotate", action="store_true", help="skip annotated.jpg")
     submit.add_argument("--idempotency-prefix", help="make retries of this command return the same jobs")
@@ -229,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(func=func)
 
     listing = sub.add_parser("list", help="your jobs, newest first")
-    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--limit", type=_positive(int), default=20)
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=cmd_list)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import random
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -23,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import requests.adapters
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -32,6 +34,12 @@ from segjob_core.models import CreateJobRequest, CreateJobResponse, Job, JobList
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 Progress = Callable[[int, int], None]
+# Throttled (API Gateway 429) or a throttled Lambda (503): the request was not processed,
+# so it is safe to send again, after a pause.
+RETRY_STATUSES = frozenset({429, 503})
+RETRIES = 4
+# Enough pooled connections for the CLI's parallel uploads and waits.
+POOL_SIZE = 32
 
 
 class SegjobError(Exception):
@@ -58,7 +66,7 @@ class Client:
         session: requests.Session | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
-        self._http = session or requests.Session()
+        self._http = session or _pooled_session()
         self._timeout = timeout
         host = urlsplit(self.api_url).hostname or ""
         self._region = region or _region_from_host(host)
@@ -166,7 +174,10 @@ class Client:
         ):
             if not url:
                 continue
-            response = self._http.get(url, timeout=self._timeout * 4)
+            try:
+                response = self._http.get(url, timeout=self._timeout * 4)
+            except requests.RequestException as exc:
+                raise SegjobError(f"download of {name} failed: {exc}", "DownloadFailed") from exc
             if response.status_code != 200:
                 raise SegjobError(f"download of {name} failed", "DownloadFailed", response.status_code)
             (target / name).write_bytes(response.content)
@@ -186,30 +197,66 @@ class Client:
     ) -> Any:
         url = self.api_url + path
         body = json.dumps(json_body).encode() if json_body is not None else None
+        for attempt in range(RETRIES + 1):
+            response = self._send(method, url, body, query, headers)
+            if response.status_code not in RETRY_STATUSES or attempt == RETRIES:
+                break
+            time.sleep(_retry_delay(response, attempt))
+        try:
+            payload = response.json() if response.content else {}
+        except ValueError:
+            payload = {}
+        if response.status_code >= 400:
+            raise _api_error(response, payload)
+        return payload
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        query: dict[str, str] | None,
+        headers: dict[str, str] | None,
+    ) -> requests.Response:
         all_headers = {"accept": "application/json", **(headers or {})}
         if body is not None:
             all_headers["content-type"] = "application/json"
-        if self._credentials is not None:
+        if self._credentials is not None:  # signed per attempt: the signature has a date
             aws_request = AWSRequest(
                 method=method, url=url, data=body, params=query or {}, headers=all_headers
             )
             SigV4Auth(self._credentials, "execute-api", self._region).add_auth(aws_request)
             all_headers = dict(aws_request.headers.items())
         try:
-            response = self._http.request(
+            return self._http.request(
                 method, url, data=body, params=query, headers=all_headers, timeout=self._timeout
             )
         except requests.RequestException as exc:
             raise SegjobError(f"{method} {url} failed: {exc}", "ConnectionError") from exc
-        try:
-            payload = response.json() if response.content else {}
-        except ValueError:
-            payload = {}
-        if response.status_code >= 400:
-            error = payload.get("error", {}) if isinstance(payload, dict) else {}
-            message = error.get("message") or payload.get("message") or response.reason
-            raise SegjobError(message, error.get("code", "HttpError"), response.status_code)
-        return payload
+
+
+def _api_error(response: requests.Response, payload: Any) -> SegjobError:
+    """``{"error": {"code", "message"}}`` of our API, or API Gateway's ``{"message"}``."""
+    body: dict[str, Any] = payload if isinstance(payload, dict) else {}
+    error: dict[str, Any] = body["error"] if isinstance(body.get("error"), dict) else {}
+    message = error.get("message") or body.get("message") or response.reason or "request failed"
+    return SegjobError(str(message), str(error.get("code") or "HttpError"), response.status_code)
+
+
+def _pooled_session() -> requests.Session:
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_maxsize=POOL_SIZE)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def _retry_delay(response: requests.Response, attempt: int) -> float:
+    """Retry-After when the server sends one (seconds), else 0.5 s doubling, with jitter."""
+    try:
+        return min(float(response.headers.get("retry-after", "")), 30.0)
+    except ValueError:
+        return random.uniform(0.5, 1.0) * 2**attempt
 
 
 class MultipartBody:
@@ -226,8 +273,10 @@ class MultipartBody:
             for name, value in fields.items()
         ]
         file_type = fields.get("Content-Type", "application/octet-stream")
+        # Quotes and line breaks would end the header early: escape them as browsers do.
+        filename = path.name.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
         parts.append(
-            f'--{self.boundary}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"\r\n'
+            f'--{self.boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
             f"Content-Type: {file_type}\r\n\r\n"
         )
         self._head = "".join(parts).encode()
@@ -250,7 +299,7 @@ class MultipartBody:
         self._stream.close()
 
     def read(self, size: int = -1) -> bytes:
-        chunks = []
+        chunks: list[bytes] = []
         while self._stage < 3 and not chunks:
             if self._stage == 0:
                 chunks.append(self._head)
@@ -280,10 +329,11 @@ def _region_from_host(host: str) -> str:
 
 def _s3_error_message(xml: str) -> str:
     """The <Code>: <Message> of an S3 XML error, or the raw text."""
-    import re  # noqa: PLC0415 - only on the error path
+    import html  # noqa: PLC0415 - only on the error path
+    import re  # noqa: PLC0415
 
-    code = re.search(r"<Code>(.*?)</Code>", xml)
-    message = re.search(r"<Message>(.*?)</Message>", xml)
+    code = re.search(r"<Code>(.*?)</Code>", xml, re.DOTALL)
+    message = re.search(r"<Message>(.*?)</Message>", xml, re.DOTALL)
     if code:
-        return f"{code.group(1)}: {message.group(1) if message else ''}".strip()
+        return html.unescape(f"{code.group(1)}: {message.group(1) if message else ''}".strip().rstrip(":"))
     return xml[:300] or "upload refused"

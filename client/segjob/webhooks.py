@@ -10,6 +10,7 @@ the scheme's default) are answered 401 and never recorded as events.
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections.abc import Callable
@@ -23,6 +24,12 @@ from segjob_core.models import WebhookEvent
 MAX_BODY_BYTES = 1 << 20
 
 
+def _check_base64(text: str) -> None:
+    """The scheme's decoder skips any character that is not base64, so a mistyped secret
+    would verify nothing and fail every message: refuse it up front instead."""
+    base64.b64decode(text.rstrip("=") + "=" * (-len(text.rstrip("=")) % 4), validate=True)
+
+
 class WebhookReceiver:
     def __init__(
         self,
@@ -33,6 +40,7 @@ class WebhookReceiver:
         fail_with: int | None = None,
     ) -> None:
         try:
+            _check_base64(secret.removeprefix("whsec_"))
             self._verifier = Webhook(secret)
         except (ValueError, EmptyWebhookSecretError) as exc:
             raise ValueError("the webhook secret must be whsec_ followed by base64") from exc
@@ -52,14 +60,16 @@ class WebhookReceiver:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/hooks"
+        return f"http://{host!s}:{port}/hooks"
 
     def start(self) -> WebhookReceiver:
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for serve_forever: never call it alone
+            self._server.shutdown()
+            self._thread.join()
         self._server.server_close()
 
     def __enter__(self) -> WebhookReceiver:

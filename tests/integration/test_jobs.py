@@ -17,6 +17,7 @@ import requests
 from segjob import Client, SegjobError
 from segjob.webhooks import WebhookReceiver
 from segjob_core.models import EventType, JobStatus, ResultDocument, WebhookStatus
+from tests.support.local_mode import executions_for, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -33,26 +34,6 @@ def receiver(runtime) -> Iterator[WebhookReceiver]:
 @pytest.fixture(scope="module")
 def client(runtime) -> Client:
     return Client(runtime.api_url)
-
-
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"condition not met within {timeout} s")
-
-
-def executions_for(runtime, job_id: str) -> list[dict]:
-    sfn = runtime.boto3_client("stepfunctions")
-    found = []
-    for execution in sfn.list_executions(stateMachineArn=runtime.state_machine_arn)["executions"]:
-        described = sfn.describe_execution(executionArn=execution["executionArn"])
-        if job_id in described["input"]:
-            found.append(described)
-    return found
 
 
 def test_happy_path_result_annotated_jpeg_and_signed_webhook(runtime, client, receiver, tmp_path) -> None:
@@ -206,3 +187,22 @@ def test_another_caller_gets_404(runtime, client) -> None:
         timeout=30,
     )
     assert other.status_code == 404
+
+
+def test_idempotent_retries_return_the_same_job(runtime) -> None:
+    key = f"retry-{time.monotonic_ns()}"
+    body = {"filename": "a.jpg", "params": {"conf": 0.5}}
+
+    first = requests.post(f"{runtime.api_url}/jobs", json=body, headers={"Idempotency-Key": key}, timeout=30)
+    retry = requests.post(f"{runtime.api_url}/jobs", json=body, headers={"Idempotency-Key": key}, timeout=30)
+    reused = requests.post(
+        f"{runtime.api_url}/jobs",
+        json={**body, "filename": "b.jpg"},
+        headers={"Idempotency-Key": key},
+        timeout=30,
+    )
+
+    assert first.status_code == retry.status_code == 201
+    assert retry.json()["jobId"] == first.json()["jobId"]
+    assert retry.json()["upload"] == first.json()["upload"]
+    assert reused.status_code == 409 and reused.json()["error"]["code"] == "IdempotencyKeyReused"

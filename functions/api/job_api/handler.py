@@ -4,6 +4,8 @@ Routes are explicit; domain exceptions map to responses in one place (the except
 handlers below); every error body is ``{"error": {"code", "message"}}``.
 """
 
+import base64
+import binascii
 import functools
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -11,11 +13,16 @@ from typing import Annotated, Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from job_api.idempotency import IdempotentCreate, InvalidIdempotencyKey
 from job_api.service import JobService, UploadTooLarge
 from job_api.settings import ApiSettings
 from job_api.storage import InvalidToken, JobFlows, JobNotFound, JobStateConflict, JobStore, ObjectStore
@@ -48,6 +55,12 @@ def service() -> JobService:
     )
 
 
+@functools.cache
+def idempotent_create() -> IdempotentCreate:
+    settings = service().settings
+    return IdempotentCreate(settings.idempotency_table, settings.upload_window_seconds, service().create)
+
+
 def caller() -> str:
     """The IAM principal that signed the request; jobs belong to it."""
     iam = app.current_event.request_context.authorizer.iam
@@ -77,10 +90,19 @@ def _json(model: type[Contract]) -> dict[str, Any]:
     return {"application/json": {"model": model}}
 
 
-@app.post("/jobs", summary="Create a job", responses=_responses(201, CreateJobResponse, 413))
+@app.post("/jobs", summary="Create a job", responses=_responses(201, CreateJobResponse, 409, 413, 415))
 @tracer.capture_method
-def create_job(request: Annotated[CreateJobRequest, Body()]) -> Response[CreateJobResponse]:
-    job = service().create(caller(), request)
+def create_job(
+    request: Annotated[CreateJobRequest, Body()],
+    idempotency_key: Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", description="retries with the same key return the same job"),
+    ] = None,
+) -> Response[CreateJobResponse]:
+    if idempotency_key is None:
+        job = service().create(caller(), request)
+    else:
+        job = idempotent_create()(caller(), idempotency_key, request, app.lambda_context)
     logger.append_keys(job_id=job.job_id)
     metrics.add_metric(name="JobCreated", unit=MetricUnit.Count, value=1)
     return json_response(HTTPStatus.CREATED, job)
@@ -129,6 +151,23 @@ def _webhook_refused(exc: WebhookTargetRefused) -> Response:
     return error_response(HTTPStatus.BAD_REQUEST, "InvalidWebhookUrl", str(exc))
 
 
+@app.exception_handler(InvalidIdempotencyKey)
+def _invalid_idempotency_key(exc: InvalidIdempotencyKey) -> Response:
+    return error_response(HTTPStatus.BAD_REQUEST, "InvalidRequest", str(exc))
+
+
+@app.exception_handler(IdempotencyValidationError)
+def _idempotency_key_reused(exc: IdempotencyValidationError) -> Response:
+    message = "this Idempotency-Key was used for a different request"
+    return error_response(HTTPStatus.CONFLICT, "IdempotencyKeyReused", message)
+
+
+@app.exception_handler(IdempotencyAlreadyInProgressError)
+def _idempotency_in_progress(exc: IdempotencyAlreadyInProgressError) -> Response:
+    message = "a request with this Idempotency-Key is still in progress; retry shortly"
+    return error_response(HTTPStatus.CONFLICT, "RequestInProgress", message)
+
+
 @app.exception_handler(UploadTooLarge)
 def _upload_too_large(exc: UploadTooLarge) -> Response:
     return error_response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "UploadTooLarge", str(exc))
@@ -161,8 +200,34 @@ def _no_route(exc: Exception) -> Response:
     return error_response(HTTPStatus.NOT_FOUND, "RouteNotFound", "no such route")
 
 
+def unreadable_body(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The API takes JSON only. Powertools' body parsing runs before any middleware and
+    would answer other media types in its own shape (or a 500 for a non-UTF-8 body or a
+    multipart body without a boundary), so bodies are checked here first."""
+    body = event.get("body")
+    if not body or event.get("requestContext", {}).get("http", {}).get("method") != "POST":
+        return None
+    headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
+    media_type = headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        message = f"the body must be application/json, not {media_type or 'an empty media type'}"
+        return _raw_error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", message)
+    try:
+        raw = base64.b64decode(body, validate=True) if event.get("isBase64Encoded") else body.encode()
+        raw.decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return _raw_error(HTTPStatus.BAD_REQUEST, "InvalidRequest", "the body is not UTF-8 encoded JSON")
+    return None
+
+
+def _raw_error(status: HTTPStatus, code: str, message: str) -> dict[str, Any]:
+    """An error in the API's shape, as an HTTP API (payload v2) response."""
+    body = ErrorResponse(error=ErrorInfo(code=code, message=message)).model_dump_json(by_alias=True)
+    return {"statusCode": int(status), "headers": {"Content-Type": "application/json"}, "body": body}
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return unreadable_body(event) or app.resolve(event, context)

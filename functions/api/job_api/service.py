@@ -25,6 +25,10 @@ class JobService:
         self._objects = objects
         self._flows = flows
 
+    @property
+    def settings(self) -> ApiSettings:
+        return self._settings
+
     def create(self, owner: str, request: CreateJobRequest) -> CreateJobResponse:
         """Write the job AWAITING_UPLOAD and hand out the presigned POST for its input."""
         settings = self._settings
@@ -85,11 +89,17 @@ class JobService:
         item = self._expire_if_due(self._jobs.get(job_id, owner))
         status = JobStatus(item["status"])
         if status.terminal:
+            if status is JobStatus.CANCELED and item.get("webhookStatus") == "PENDING":
+                # an earlier cancel stopped before its notification started: finish it
+                # (the execution name makes this idempotent), then still answer 409
+                self._flows.notify_canceled(job_id)
             raise JobStateConflict(job_id, f"job {job_id} is already {status.value}")
         canceled = self._jobs.set_status(
             job_id, owner, JobStatus.CANCELED, {JobStatus.AWAITING_UPLOAD, JobStatus.RUNNING}, iso(utc_now())
         )
-        if status is JobStatus.RUNNING and canceled.get("executionArn"):
+        # the item as written, not the status read above: the upload may have started the
+        # run between the read and the conditional write
+        if canceled.get("executionArn"):
             self._flows.stop(canceled["executionArn"], "canceled by its owner")
         if canceled.get("hasWebhook"):
             self._flows.notify_canceled(job_id)

@@ -11,6 +11,7 @@ class ApiSettings(EnvSettings):
     jobs_table: str = Field(alias="JOBS_TABLE")
     jobs_bucket: str = Field(alias="JOBS_BUCKET")
     job_state_machine_arn: str = Field(alias="JOB_STATE_MACHINE_ARN")
+    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE")
     max_upload_bytes: int = Field(50 * 1024 * 1024, alias="MAX_UPLOAD_BYTES", ge=1)
     upload_window_seconds: int = Field(900, alias="UPLOAD_WINDOW_SECONDS", ge=1)
     retention_days: int = Field(7, alias="RETENTION_DAYS", ge=1)

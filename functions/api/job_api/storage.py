@@ -101,13 +101,21 @@ class JobFlows:
                 raise
 
     def notify_canceled(self, job_id: str) -> None:
-        self._sfn.start_execution(
-            stateMachineArn=self._arn,
-            name=f"{job_id}-canceled",
-            input=json.dumps(
-                {"source": CANCEL_EVENT_SOURCE, "detail-type": "Job Canceled", "detail": {"jobId": job_id}}
-            ),
-        )
+        try:
+            self._sfn.start_execution(
+                stateMachineArn=self._arn,
+                name=f"{job_id}-canceled",
+                input=json.dumps(
+                    {
+                        "source": CANCEL_EVENT_SOURCE,
+                        "detail-type": "Job Canceled",
+                        "detail": {"jobId": job_id},
+                    }
+                ),
+            )
+        except ClientError as exc:  # already started by an earlier cancel of this job
+            if exc.response["Error"]["Code"] != "ExecutionAlreadyExists":
+                raise
 
 
 CANCEL_EVENT_SOURCE = "segjob.api"

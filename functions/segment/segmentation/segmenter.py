@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import sys
 import threading
 import time
 import warnings
@@ -32,18 +33,25 @@ if TYPE_CHECKING:
 ACCEPTED_FORMATS = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "TIFF": "tiff"}
 JPEG_QUALITY = 85
 # A large JPEG is decoded at 1/2, 1/4 or 1/8 scale while its longer side stays at least
+# Ultralytics' own default, for a checkpoint that records no training size (built from a yaml).
+DEFAULT_IMGSZ = 640
 # max(2 * imgsz, this): plenty for the model and for a readable annotated image.
 MIN_DECODED_SIDE = 1280
 EXIF_ORIENTATION = 0x0112
 BACKEND = "torch"
 _WARMUP_SHAPE = (480, 640, 3)
+# Pillow's own Image.open. Importing Ultralytics (Segmenter.load does) replaces Image.open
+# with a wrapper that meets bytes Pillow cannot identify by importing pi_heif, which is not
+# installed: ModuleNotFoundError instead of UnidentifiedImageError (InvalidImage). The
+# wrapper keeps the original, which we take if Ultralytics was imported first.
+_PIL_OPEN = getattr(sys.modules.get("ultralytics.utils.patches"), "_image_open", Image.open)
 
 
 def decoded_side_for(params: JobParams) -> int | None:
     """Longer side a JPEG may be reduced to for these params; None: decode at full size."""
     if params.retina_masks:  # full-resolution masks were asked for: keep every pixel
         return None
-    return max(2 * params.imgsz, MIN_DECODED_SIDE)
+    return max(2 * (params.imgsz or DEFAULT_IMGSZ), MIN_DECODED_SIDE)
 
 
 # decode --------------------------------------------------------------------------------
@@ -74,7 +82,7 @@ def decode_image(data: bytes, *, max_pixels: int, reduce_to: int | None = None) 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we check below
-            image: Image.Image = Image.open(io.BytesIO(data))
+            image: Image.Image = _PIL_OPEN(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         raise ImageTooLarge(f"image exceeds {max_pixels} pixels: {exc}") from exc
     except UnidentifiedImageError as exc:
@@ -140,6 +148,15 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _trained_imgsz(value: Any) -> int:
+    """The training image size a checkpoint records (an int, or [h, w]); DEFAULT_IMGSZ if none."""
+    if isinstance(value, int) and value > 0:
+        return value
+    if isinstance(value, list | tuple) and value and all(isinstance(v, int) and v > 0 for v in value):
+        return max(value)
+    return DEFAULT_IMGSZ
+
+
 @dataclass(frozen=True)
 class Prediction:
     """Raw detections in decoded-frame pixels (what `annotate` draws)."""
@@ -179,7 +196,10 @@ class Segmenter:
             raise ModelUnavailable(f"model file {path} does not exist")
         sha256 = file_sha256(path)
         if expected_sha256 and sha256 != expected_sha256.lower():
-            raise ModelUnavailable(f"model file {path} has sha256 {sha256}, expected {expected_sha256}")
+            raise ModelUnavailable(
+                f"model file {path} does not match the expected sha256: "
+                f"it has {sha256}, expected {expected_sha256.lower()}"
+            )
 
         import torch  # noqa: PLC0415 - heavy imports, paid once at load time
         from ultralytics import YOLO  # noqa: PLC0415
@@ -191,12 +211,15 @@ class Segmenter:
             model.fuse(verbose=False)
             model.model.eval()
             names = {int(k): str(v) for k, v in model.names.items()}
+            trained_imgsz = _trained_imgsz(model.overrides.get("imgsz"))
         except ModelUnavailable:
             raise
         except Exception as exc:  # torch/ultralytics raise many types for a bad checkpoint
             raise ModelUnavailable(f"cannot load model {path.name}: {type(exc).__name__}: {exc}") from exc
 
-        info = ModelInfo(name=path.stem, sha256=sha256, backend=BACKEND, task="segment", classes=names)
+        info = ModelInfo(
+            name=path.stem, sha256=sha256, backend=BACKEND, task="segment", classes=names, imgsz=trained_imgsz
+        )
         segmenter = cls(model, info, threads, load_ms=0.0)
         if warmup:  # the first call builds the predictor: pay that at init, not in a job
             segmenter.infer(np.zeros(_WARMUP_SHAPE, dtype=np.uint8), JobParams())
@@ -218,7 +241,7 @@ class Segmenter:
         with self._lock, torch.inference_mode():
             results = self._model.predict(
                 source=pixels,
-                imgsz=params.imgsz,
+                imgsz=params.imgsz or self.info.imgsz,  # always explicit, never the checkpoint's
                 conf=params.conf,
                 iou=params.iou,
                 classes=params.classes,

@@ -112,7 +112,7 @@ def segment_image(
     Timings in result.json and in the outcome are the same numbers; `upload` and `total`
     cover annotated.jpg, not the write of result.json itself (which carries them).
     """
-    params = request.params
+    params = request.params.for_model(segmenter.info.imgsz)  # result.json shows the size used
     segmenter.check_params(params)  # before any download: a bad class id fails fast
     clock = StageClock()
     with clock.stage("download"):

@@ -14,7 +14,6 @@ from pydantic import (
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
-    field_validator,
     model_serializer,
 )
 from pydantic.alias_generators import to_camel
@@ -71,21 +70,35 @@ class JobParams(Contract):
 
     conf: float = Field(0.25, ge=0.0, le=1.0, description="minimum confidence of a detection")
     iou: float = Field(0.7, ge=0.0, le=1.0, description="IoU threshold of non-maximum suppression")
-    imgsz: int = Field(640, ge=32, le=2048, description="inference size (longest side, pixels)")
-    classes: list[int] | None = Field(None, description="keep only these class ids")
+    imgsz: int | None = Field(
+        None,
+        ge=32,
+        le=2048,
+        multiple_of=32,
+        description="inference size (longest side, pixels); default: the size the model was trained at",
+    )
+    classes: list[Annotated[int, Field(ge=0, le=9999)]] | None = Field(
+        None, max_length=1000, description="keep only these class ids"
+    )
     max_detections: int = Field(100, ge=1, le=1000)
     annotate: bool = Field(True, description="write results/{jobId}/annotated.jpg")
     retina_masks: bool = Field(False, description="polygons from full-resolution masks (slower)")
 
-    @field_validator("imgsz")
-    @classmethod
-    def _multiple_of_32(cls, value: int) -> int:
-        if value % 32:
-            raise ValueError("imgsz must be a multiple of 32")
-        return value
+    def for_model(self, trained_imgsz: int) -> JobParams:
+        """These params with every default filled in: imgsz falls back to the model's own."""
+        return self if self.imgsz else self.model_copy(update={"imgsz": trained_imgsz})
 
 
-Metadata = Annotated[dict[str, str | int | float | bool | None], Field(max_length=16)]
+# Bounded so that a job item stays far below DynamoDB's 400 KB item limit.
+MetadataKey = Annotated[str, Field(min_length=1, max_length=64)]
+MetadataValue = (
+    Annotated[str, Field(max_length=1024)]
+    | Annotated[int, Field(ge=-(2**63), lt=2**63)]
+    | Annotated[float, Field(allow_inf_nan=False)]
+    | bool
+    | None
+)
+Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=16)]
 
 
 class CreateJobRequest(Contract):
@@ -185,6 +198,9 @@ class ModelInfo(Contract):
     backend: str
     task: str = "segment"
     classes: dict[int, str]
+    imgsz: int | None = Field(
+        None, description="the image size the model was trained at: a job's default imgsz"
+    )
 
 
 class Detection(Contract):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import copy
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -40,27 +40,39 @@ def api(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "test")
     with mock_aws():
-        table = stack.resources["JobsTable"]["Properties"]
-        boto3.client("dynamodb").create_table(
-            TableName=env["JOBS_TABLE"],
-            KeySchema=table["KeySchema"],
-            AttributeDefinitions=table["AttributeDefinitions"],
-            GlobalSecondaryIndexes=table["GlobalSecondaryIndexes"],
-            BillingMode=table["BillingMode"],
-        )
+        for logical_id in stack.resources_of_type("AWS::DynamoDB::Table"):
+            table = stack.resources[logical_id]["Properties"]
+            boto3.client("dynamodb").create_table(
+                TableName=stack.physical_name(logical_id),
+                KeySchema=table["KeySchema"],
+                AttributeDefinitions=table["AttributeDefinitions"],
+                BillingMode=table["BillingMode"],
+                **(
+                    {"GlobalSecondaryIndexes": table["GlobalSecondaryIndexes"]}
+                    if "GlobalSecondaryIndexes" in table
+                    else {}
+                ),
+            )
         boto3.client("s3").create_bucket(Bucket=env["JOBS_BUCKET"])
         from job_api import handler
 
         handler.service.cache_clear()
+        handler.idempotent_create.cache_clear()
         yield handler
         handler.service.cache_clear()
+        handler.idempotent_create.cache_clear()
 
 
 def call(
-    api, method: str, path: str, body: Any = None, caller: str = ALICE, query: str = ""
+    api,
+    method: str,
+    path: str,
+    body: Any = None,
+    caller: str = ALICE,
+    query: str = "",
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, dict]:
     event = json.loads((EVENTS / "api_create_job.json").read_text())
-    event = copy.deepcopy(event)
     event["routeKey"] = f"{method} {path}"
     event["rawPath"] = event["requestContext"]["http"]["path"] = path
     event["requestContext"]["http"]["method"] = method
@@ -68,6 +80,7 @@ def call(
     if query:
         event["queryStringParameters"] = dict(part.split("=", 1) for part in query.split("&"))
     event["requestContext"]["authorizer"]["iam"]["userArn"] = caller
+    event["headers"].update(headers or {})
     event["body"] = None if body is None else (body if isinstance(body, str) else json.dumps(body))
     response = api.lambda_handler(event, FakeContext())
     return response["statusCode"], json.loads(response["body"]) if response.get("body") else {}
@@ -82,12 +95,11 @@ def test_create_job_returns_presigned_post_fixing_key_type_and_size(api) -> None
     fields = body["upload"]["fields"]
     assert fields["key"] == f"uploads/{body['jobId']}/input"
     assert fields["Content-Type"] == "image/png"
-    policy = json.loads(__import__("base64").b64decode(fields["policy"]))
+    policy = json.loads(base64.b64decode(fields["policy"]))
     assert ["content-length-range", 1, body["upload"]["maxBytes"]] in policy["conditions"]
     assert body["params"] == {
         "conf": 0.25,
         "iou": 0.7,
-        "imgsz": 640,
         "maxDetections": 100,
         "annotate": True,
         "retinaMasks": False,
@@ -97,7 +109,7 @@ def test_create_job_returns_presigned_post_fixing_key_type_and_size(api) -> None
 def test_declared_content_length_fixes_the_exact_size(api) -> None:
     status, body = call(api, "POST", "/jobs", {"contentLength": 1234})
 
-    policy = json.loads(__import__("base64").b64decode(body["upload"]["fields"]["policy"]))
+    policy = json.loads(base64.b64decode(body["upload"]["fields"]["policy"]))
     assert status == 201
     assert ["content-length-range", 1234, 1234] in policy["conditions"]
 
@@ -173,3 +185,54 @@ def test_list_is_newest_first_paginated_and_per_caller(api) -> None:
 def test_forged_next_token_is_400(api) -> None:
     status, response = call(api, "GET", "/jobs", query="nextToken=abc")
     assert status == 400 and response["error"]["code"] == "InvalidRequest"
+
+
+def test_idempotency_key_returns_the_same_job_for_the_same_caller(api) -> None:
+    key = {"idempotency-key": "batch-7/img-1"}
+    status1, first = call(api, "POST", "/jobs", {"filename": "a.jpg"}, headers=key)
+    status2, again = call(api, "POST", "/jobs", {"filename": "a.jpg"}, headers=key)
+    status3, other_caller = call(api, "POST", "/jobs", {"filename": "a.jpg"}, headers=key, caller=BOB)
+
+    assert status1 == status2 == status3 == 201
+    assert again["jobId"] == first["jobId"] and again["upload"] == first["upload"]
+    assert other_caller["jobId"] != first["jobId"]
+
+
+def test_idempotency_key_reused_for_another_request_is_409(api) -> None:
+    key = {"idempotency-key": "k-1"}
+    call(api, "POST", "/jobs", {"filename": "a.jpg"}, headers=key)
+
+    status, response = call(api, "POST", "/jobs", {"filename": "b.jpg"}, headers=key)
+
+    assert status == 409 and response["error"]["code"] == "IdempotencyKeyReused"
+
+
+def test_idempotency_key_too_long_is_400(api) -> None:
+    status, response = call(api, "POST", "/jobs", {}, headers={"idempotency-key": "x" * 256})
+    assert status == 400 and "Idempotency-Key" in response["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "multipart/form-data", "application/x-www-form-urlencoded"]
+)
+def test_a_body_that_is_not_json_is_415_in_the_api_error_shape(api, content_type: str) -> None:
+    status, body = call(api, "POST", "/jobs", "filename=a.jpg", headers={"content-type": content_type})
+    assert status == 415
+    assert body["error"]["code"] == "UnsupportedMediaType" and content_type in body["error"]["message"]
+
+
+def test_a_json_body_that_is_not_utf8_is_400(api) -> None:
+    event = json.loads((EVENTS / "api_create_job.json").read_text())
+    event["body"] = base64.b64encode(b'{"filename": "\xff.jpg"}').decode()
+    event["isBase64Encoded"] = True
+    response = api.lambda_handler(event, FakeContext())
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["error"] == {
+        "code": "InvalidRequest",
+        "message": "the body is not UTF-8 encoded JSON",
+    }
+
+
+def test_json_with_a_charset_is_accepted(api) -> None:
+    status, body = call(api, "POST", "/jobs", {}, headers={"content-type": "application/json; charset=utf-8"})
+    assert status == 201, body

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import pytest
 
@@ -40,6 +39,7 @@ os.environ.pop("AWS_ENDPOINT_URL", None)  # never a real or local endpoint: moto
 import moto  # noqa: E402,F401 - registers its botocore hook before the adapter's client exists
 
 import segmentation  # noqa: E402,F401 - sets the Ultralytics env defaults (/tmp, offline)
+from tests.support.models import build_seg_model  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -52,32 +52,7 @@ def bus_jpeg() -> bytes:
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Random-init YOLOv8n-seg with TEST_CLASSES, saved as an Ultralytics checkpoint."""
-    import torch
-    import ultralytics
-    import yaml
-    from ultralytics import YOLO
-
-    folder = tmp_path_factory.mktemp("model")
-    cfg = yaml.safe_load((Path(ultralytics.__file__).parent / "cfg/models/v8/yolov8-seg.yaml").read_text())
-    cfg["nc"] = len(TEST_CLASSES)
-    architecture = folder / "yolov8n-seg-test.yaml"  # the "n" in the name selects the nano scale
-    architecture.write_text(yaml.safe_dump(cfg))
-    torch.manual_seed(0)
-    model: Any = YOLO(str(architecture))
-    model.model.names = dict(TEST_CLASSES)
-    # Random weights give masks that are empty as often as not, and Ultralytics drops a
-    # detection whose mask is empty. Constant positive prototypes and mask coefficients
-    # make every mask fill its box, so every candidate survives (at conf=0).
-    head = model.model.model[-1]
-    with torch.no_grad():
-        head.proto.cv3.conv.weight.zero_()
-        head.proto.cv3.bn.bias.fill_(5.0)
-        for branch in head.cv4:
-            branch[-1].weight.zero_()
-            branch[-1].bias.fill_(1.0)
-    path = folder / "tiny-seg.pt"
-    model.save(str(path))
-    return path
+    return build_seg_model(tmp_path_factory.mktemp("model") / "tiny-seg.pt", TEST_CLASSES)
 
 
 @pytest.fixture(scope="session")

@@ -96,6 +96,14 @@ def test_not_an_image_is_invalid(data: bytes) -> None:
         decode_image(data, max_pixels=LIMIT)
 
 
+def test_not_an_image_is_invalid_once_ultralytics_patched_pillow() -> None:
+    # As in Lambda: the model is loaded (Ultralytics imported) before any upload is decoded.
+    import ultralytics.utils.patches  # noqa: F401 - replaces PIL.Image.open
+
+    with pytest.raises(InvalidImage):
+        decode_image(b"hello, this is text and not an image\n", max_pixels=LIMIT)
+
+
 def test_truncated_jpeg_is_invalid(bus_jpeg: bytes) -> None:
     with pytest.raises(InvalidImage, match="truncated"):
         decode_image(bus_jpeg[: len(bus_jpeg) // 2], max_pixels=LIMIT)

@@ -36,7 +36,14 @@ def test_model_info_comes_from_the_weights(segmenter: Segmenter, tiny_model_path
     assert info.classes == TEST_CLASSES
     assert info.sha256 == file_sha256(tiny_model_path)
     assert (info.backend, info.task) == ("torch", "segment")
+    assert info.imgsz == 640  # built from a yaml, never trained: Ultralytics' default size
     assert segmenter.load_ms > 0
+
+
+def test_the_demo_model_records_its_training_size(demo_segmenter: Segmenter) -> None:
+    assert demo_segmenter.info.imgsz == 320
+    assert JobParams().for_model(demo_segmenter.info.imgsz).imgsz == 320
+    assert JobParams(imgsz=640).for_model(demo_segmenter.info.imgsz).imgsz == 640
 
 
 def test_threads_are_set_on_purpose(segmenter: Segmenter) -> None:
@@ -204,8 +211,7 @@ def test_trained_model_finds_the_synthetic_shapes(demo_segmenter: Segmenter) -> 
     ok, buffer = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 90])
     assert ok
     image = decode_image(buffer.tobytes(), max_pixels=LIMIT)
-    params = JobParams(imgsz=640)
-    prediction = extract(demo_segmenter.infer(image.pixels, params))
+    prediction = extract(demo_segmenter.infer(image.pixels, JobParams()))  # at the model's own size
     detections = to_detections(prediction, scale=image.scale, size=(960, 640), names=demo_segmenter.names)
 
     def iou(a: list[float], b: list[float]) -> float:
@@ -221,6 +227,7 @@ def test_trained_model_finds_the_synthetic_shapes(demo_segmenter: Segmenter) -> 
         if any(d.class_id == instance.class_id and iou(d.bbox, truth) > 0.5 for d in detections):
             matched += 1
     found = [(d.class_name, d.confidence) for d in detections]
-    assert matched >= max(1, len(instances) // 2), (
+    confident = [d for d in detections if d.confidence >= 0.5]
+    assert matched >= len(instances) - 1 and len(confident) <= len(instances), (
         f"{matched} of {len(instances)} shapes found; detections {found}"
     )

@@ -1,4 +1,7 @@
-"""Fixtures of the integration tests: one local mode for the whole session."""
+"""Session fixtures shared by tests/integration and tests/e2e: one local mode per session.
+
+Unit tests never ask for ``runtime``, so ``pytest tests/unit`` starts nothing.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,83 @@
+"""Helpers of the tests that drive local mode (tests/integration, tests/e2e): bounded
+waits, the executions and S3 objects of a job, and API callers of their own."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from botocore.credentials import Credentials
+
+from local.runtime import LocalRuntime
+from segjob import Client
+from segjob_core import keys
+
+T = TypeVar("T")
+
+UPLOAD_EVENT_SOURCE = "aws.s3"
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 30.0, interval: float = 0.2) -> T:
+    """The first truthy value of ``predicate()``; TimeoutError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"condition not met within {timeout} s")
+
+
+def executions_for(runtime: LocalRuntime, job_id: str, source: str | None = None) -> list[dict[str, Any]]:
+    """Described executions of the job state machine whose input names ``job_id``
+    (only those started by events from ``source`` when given), oldest first."""
+    sfn = runtime.boto3_client("stepfunctions")
+    found = []
+    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=runtime.state_machine_arn):
+        for execution in page["executions"]:
+            described = sfn.describe_execution(executionArn=execution["executionArn"])
+            if job_id not in described["input"]:
+                continue
+            if source is None or json.loads(described["input"]).get("source") == source:
+                found.append(described)
+    return sorted(found, key=lambda e: e["startDate"])
+
+
+def finished(executions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``executions`` if there are some and none is still running, else []."""
+    return executions if executions and all(e["status"] != "RUNNING" for e in executions) else []
+
+
+def states_entered(runtime: LocalRuntime, execution_arn: str) -> list[str]:
+    """Names of the states an execution entered, in order."""
+    sfn = runtime.boto3_client("stepfunctions")
+    history = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+    return [h["stateEnteredEventDetails"]["name"] for h in history if "stateEnteredEventDetails" in h]
+
+
+def result_keys(runtime: LocalRuntime, job_id: str) -> list[str]:
+    """Keys of the objects under the job's results/ prefix."""
+    prefix = keys.result_key(job_id).rsplit("/", 1)[0] + "/"
+    listing = runtime.boto3_client("s3").list_objects_v2(Bucket=runtime.bucket, Prefix=prefix)
+    return [obj["Key"] for obj in listing.get("Contents", [])]
+
+
+def new_caller_key() -> str:
+    """An access key id nobody else uses: a caller of its own (local mode takes the caller
+    from the SigV4 access key and does not verify the signature)."""
+    return "AKID" + uuid.uuid4().hex.upper()[:16]
+
+
+def caller_client(runtime: LocalRuntime, access_key: str | None = None) -> Client:
+    """A Client that signs as ``access_key`` (default: a fresh caller)."""
+    credentials = Credentials(access_key or new_caller_key(), "local-test-secret")
+    return Client(runtime.api_url, credentials=credentials)
+
+
+def caller_headers(access_key: str) -> dict[str, str]:
+    """A SigV4-shaped Authorization header naming ``access_key`` (for raw requests)."""
+    scope = f"{access_key}/20261122/us-east-1/execute-api/aws4_request"
+    return {"Authorization": f"AWS4-HMAC-SHA256 Credential={scope}, SignedHeaders=host, Signature=0"}
