@@ -35,7 +35,7 @@ $(TOOLS)/.installed: requirements-tools.txt
 demo: setup
 	$(PY) -m local.demo
 
-test: setup tools lint
+test: setup tools lint typecheck
 	$(PY) -m pytest tests
 
 test-unit: setup
@@ -53,10 +53,11 @@ lint: setup tools
 	$(TOOLS)/bin/hadolint functions/segment/Dockerfile
 
 typecheck: setup
-	$(VENV)/bin/mypy functions/shared/segjob_core functions/api/job_api client/segjob local
+	$(VENV)/bin/mypy functions/shared/segjob_core functions/api/job_api functions/segment/segmentation functions/notify/job_notify client/segjob local
 
 bench: setup
 	$(PY) bench/segment_bench.py
+	$(PY) bench/job_bench.py
 
 train: setup
 	$(PY) training/train.py --epochs $${EPOCHS:-20}

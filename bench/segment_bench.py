@@ -4,7 +4,7 @@ Runs the real code path (segmentation.service.segment_image) with an in-memory o
 store instead of S3, so download/upload are ~0 and the other stages are what Lambda pays.
 Cold start is reported as import (torch + Ultralytics) and model load (incl. warm-up).
 
-    python bench/segment_bench.py                         # demo model, bus.jpg + a demo image
+    python bench/segment_bench.py                         # demo model, bus.jpg + samples/shapes-1.jpg
     python bench/segment_bench.py --model best.pt --imgsz 640 --threads 2 --runs 50
 """
 
@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "functions" / "shared"))
 import segmentation  # noqa: E402,F401 - Ultralytics env defaults (offline, /tmp) before its import
 
 DEFAULT_MODEL = ROOT / "functions" / "segment" / "model" / "shapes-seg.pt"
-DEMO_IMAGES = ROOT / "functions" / "segment" / "demo_images"
+DEMO_IMAGES = ROOT / "samples"
 STAGES = ("decode", "inference", "postprocess", "annotate", "encode", "total")
 
 
@@ -57,7 +57,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="YOLO -seg weights (.pt)")
-    parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--imgsz", type=int, default=None, help="default: the model's training size")
     parser.add_argument("--threads", type=int, default=0, help="torch threads; 0: one per vCPU")
     parser.add_argument("--runs", type=int, default=20, help="warm runs per image")
     parser.add_argument("--conf", type=float, default=0.25)
@@ -83,7 +83,8 @@ def main() -> None:
     params = JobParams(imgsz=args.imgsz, conf=args.conf, annotate=not args.no_annotate)
     store = MemoryStore()
     print(
-        f"model {args.model.name} ({segmenter.info.sha256[:12]}), imgsz {args.imgsz}, "
+        f"model {args.model.name} ({segmenter.info.sha256[:12]}), "
+        f"imgsz {params.for_model(segmenter.info.imgsz).imgsz}, "
         f"torch {torch.__version__} with {torch.get_num_threads()} threads on {available_cpus()} vCPUs, "
         f"{args.runs} warm runs per image"
     )

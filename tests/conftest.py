@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from local.runtime import LocalRuntime
+from segjob import Client
+from segjob.webhooks import WebhookReceiver
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +29,16 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
         state_dir=state_dir, parameter_overrides={"MaxUploadBytes": str(2 * 1024 * 1024)}
     ) as started:
         yield started
+
+
+@pytest.fixture(scope="module")
+def client(runtime: LocalRuntime) -> Client:
+    """The client of local mode's default caller (unsigned requests, as the CLI sends them)."""
+    return Client(runtime.api_url)
+
+
+@pytest.fixture(scope="module")
+def receiver(runtime: LocalRuntime) -> Iterator[WebhookReceiver]:
+    """A verifying webhook receiver on loopback, with the stack's signing secret."""
+    with WebhookReceiver(secret=runtime.webhook_secret) as hook:
+        yield hook

@@ -22,7 +22,6 @@ import requests
 from standardwebhooks import Webhook
 from synth import SPLIT_SEEDS, make_image
 
-from segjob import Client
 from segjob_core.models import EventType, Job, JobStatus, ResultDocument, WebhookEvent
 
 pytestmark = pytest.mark.integration
@@ -57,12 +56,6 @@ def job_lines(stdout: str) -> list[Job]:
 @pytest.fixture(scope="module")
 def env(runtime) -> dict[str, str]:
     return clean_env(SEGJOB_API_URL=runtime.api_url)
-
-
-@pytest.fixture(scope="module")
-def client(runtime) -> Client:
-    """The caller the CLI is in local mode (unsigned requests)."""
-    return Client(runtime.api_url)
 
 
 # --- jobs ---------------------------------------------------------------------------------

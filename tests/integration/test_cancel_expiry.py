@@ -5,15 +5,13 @@ notification path) and a real webhook receiver verifying signatures."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
 
-from segjob import Client, SegjobError
-from segjob.webhooks import WebhookReceiver
+from segjob import SegjobError
 from segjob_core.jobs import iso
 from segjob_core.models import EventType, JobStatus, WebhookStatus
 from tests.support.local_mode import (
@@ -37,17 +35,6 @@ SAMPLE = ROOT / "samples" / "shapes-1.jpg"
 SLOW_PARAMS = {"imgsz": 2048}
 # No more events may arrive after this long (the segment function has finished by then).
 QUIET_SECONDS = 2.0
-
-
-@pytest.fixture(scope="module")
-def receiver(runtime) -> Iterator[WebhookReceiver]:
-    with WebhookReceiver(secret=runtime.webhook_secret) as hook:
-        yield hook
-
-
-@pytest.fixture(scope="module")
-def client(runtime) -> Client:
-    return Client(runtime.api_url)
 
 
 def upload_execution(runtime, job_id: str, timeout: float = 60.0) -> dict:

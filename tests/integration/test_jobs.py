@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 import requests
 
-from segjob import Client, SegjobError
+from segjob import SegjobError
 from segjob.webhooks import WebhookReceiver
 from segjob_core.models import EventType, JobStatus, ResultDocument, WebhookStatus
 from tests.support.local_mode import executions_for, wait_for
@@ -23,17 +22,6 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "shapes-1.jpg"
-
-
-@pytest.fixture(scope="module")
-def receiver(runtime) -> Iterator[WebhookReceiver]:
-    with WebhookReceiver(secret=runtime.webhook_secret) as hook:
-        yield hook
-
-
-@pytest.fixture(scope="module")
-def client(runtime) -> Client:
-    return Client(runtime.api_url)
 
 
 def test_happy_path_result_annotated_jpeg_and_signed_webhook(runtime, client, receiver, tmp_path) -> None:

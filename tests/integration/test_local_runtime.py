@@ -11,17 +11,16 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import requests
 
 from local.lambda_runtime import FunctionSpec
 from local.runtime import LocalRuntime
+from tests.support.local_mode import wait_for
 
 pytestmark = pytest.mark.integration
-
-T = TypeVar("T")
 
 HANDLERS = """
 import os
@@ -65,16 +64,6 @@ def echo_http(event, context):
         "body": __import__("json").dumps(event),
     }
 """
-
-
-def wait_for(predicate: Callable[[], T], timeout: float = 20.0, interval: float = 0.2) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"condition not met within {timeout} s")
 
 
 @pytest.fixture(scope="module")

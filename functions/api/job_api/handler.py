@@ -14,6 +14,11 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
+from aws_lambda_powertools.event_handler.openapi.types import (
+    OpenAPIResponse,
+    OpenAPIResponseContentModel,
+    OpenAPIResponseContentSchema,
+)
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
@@ -78,15 +83,15 @@ def error_response(status: HTTPStatus, code: str, message: str) -> Response:
     return json_response(status, ErrorResponse(error=ErrorInfo(code=code, message=message)))
 
 
-def _responses(ok: int, model: type[Contract], *errors: int) -> dict[int, dict[str, Any]]:
+def _responses(ok: int, model: type[Contract], *errors: int) -> dict[int, OpenAPIResponse]:
     """OpenAPI responses of a route: its success body and the error bodies it can return."""
-    out: dict[int, dict[str, Any]] = {ok: {"description": HTTPStatus(ok).phrase, "content": _json(model)}}
+    out: dict[int, OpenAPIResponse] = {ok: {"description": HTTPStatus(ok).phrase, "content": _json(model)}}
     for status in (400, 403, *errors):
         out[status] = {"description": HTTPStatus(status).phrase, "content": _json(ErrorResponse)}
     return out
 
 
-def _json(model: type[Contract]) -> dict[str, Any]:
+def _json(model: type[Contract]) -> dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel]:
     return {"application/json": {"model": model}}
 
 

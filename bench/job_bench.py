@@ -1,0 +1,110 @@
+"""Benchmark whole jobs through local mode: what a client waits for, stage by stage.
+
+Starts local mode (the same template, state machine and handlers as `make demo`) and a
+verifying webhook receiver, then
+
+1. runs jobs one after another (latency): POST /jobs, the presigned upload, and from the
+   end of the upload to the signed webhook (S3 event -> EventBridge shape -> StartJob ->
+   Segment -> MarkSucceeded -> Notify), with the segment function's own total;
+2. submits a batch at once (throughput): jobs per minute until the last webhook.
+
+Local mode runs every service on this machine, so the numbers are this machine's (and
+moto's); on AWS the control-plane hops differ, the segment stages are the ones to compare.
+
+    python bench/job_bench.py                    # 10 sequential jobs, a batch of 10
+    python bench/job_bench.py --runs 30 --batch 20 --image samples/shapes-2.jpg
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from local.runtime import LocalRuntime  # noqa: E402
+from segjob import Client  # noqa: E402
+from segjob.webhooks import WebhookReceiver  # noqa: E402
+from segjob_core.models import EventType  # noqa: E402
+
+JOB_TIMEOUT = 300.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def one_job(client: Client, receiver: WebhookReceiver, image: Path) -> dict[str, float]:
+    started = time.perf_counter()
+    created = client.create_job(
+        filename=image.name, content_length=image.stat().st_size, webhook_url=receiver.url
+    )
+    created_at = time.perf_counter()
+    client.upload(created, image)
+    uploaded_at = time.perf_counter()
+    event = receiver.wait_for(created.job_id, timeout=JOB_TIMEOUT)
+    done_at = time.perf_counter()
+    if event.type is not EventType.SUCCEEDED or event.data.result is None:
+        raise RuntimeError(f"job {created.job_id} ended {event.type}: {event.data.error}")
+    segment_ms = event.data.result.timings["total"]
+    upload_to_webhook = (done_at - uploaded_at) * 1000
+    return {
+        "POST /jobs": (created_at - started) * 1000,
+        "upload": (uploaded_at - created_at) * 1000,
+        "upload -> webhook": upload_to_webhook,
+        "  segment function": segment_ms,
+        "  orchestration": upload_to_webhook - segment_ms,
+        "submit -> webhook": (done_at - started) * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--image", type=Path, default=ROOT / "samples" / "shapes-1.jpg")
+    parser.add_argument("--runs", type=int, default=10, help="sequential jobs (after one warm-up job)")
+    parser.add_argument("--batch", type=int, default=10, help="jobs submitted at once (0: skip)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="segjob-bench-") as state_dir:
+        started = time.perf_counter()
+        with LocalRuntime(state_dir=state_dir) as runtime:
+            ready = runtime.wait_for_functions()
+            print(f"local mode ready in {time.perf_counter() - started:.1f} s (functions warm: {ready})")
+            client = Client(runtime.api_url)
+            with WebhookReceiver(secret=runtime.webhook_secret) as receiver:
+                one_job(client, receiver, args.image)  # warm-up: first image size, first connections
+                samples = [one_job(client, receiver, args.image) for _ in range(args.runs)]
+                print(
+                    f"\n{args.runs} sequential jobs of {args.image.name} ({args.image.stat().st_size // 1024} KiB)"
+                )
+                print(f"  {'stage':<22}{'median ms':>11}{'p90 ms':>9}")
+                for stage in samples[0]:
+                    values = [sample[stage] for sample in samples]
+                    print(f"  {stage:<22}{statistics.median(values):>11.0f}{percentile(values, 0.9):>9.0f}")
+
+                if args.batch:
+                    started = time.perf_counter()
+                    with ThreadPoolExecutor(max_workers=args.batch) as pool:
+                        batch = list(
+                            pool.map(lambda _: one_job(client, receiver, args.image), range(args.batch))
+                        )
+                    elapsed = time.perf_counter() - started
+                    latencies = [sample["submit -> webhook"] for sample in batch]
+                    print(
+                        f"\nbatch of {args.batch} submitted at once: all webhooks in {elapsed:.1f} s "
+                        f"({args.batch / elapsed * 60:.0f} jobs/min); submit -> webhook median "
+                        f"{statistics.median(latencies):.0f} ms, p90 {percentile(latencies, 0.9):.0f} ms"
+                    )
+
+
+if __name__ == "__main__":
+    main()
