@@ -32,9 +32,9 @@ if TYPE_CHECKING:
 # cameras and phones write (a JPEG with extra preview frames).
 ACCEPTED_FORMATS = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "TIFF": "tiff"}
 JPEG_QUALITY = 85
-# A large JPEG is decoded at 1/2, 1/4 or 1/8 scale while its longer side stays at least
 # Ultralytics' own default, for a checkpoint that records no training size (built from a yaml).
 DEFAULT_IMGSZ = 640
+# A large JPEG is decoded at 1/2, 1/4 or 1/8 scale while its longer side stays at least
 # max(2 * imgsz, this): plenty for the model and for a readable annotated image.
 MIN_DECODED_SIDE = 1280
 EXIF_ORIENTATION = 0x0112
