@@ -6,6 +6,7 @@ Cold start is reported as import (torch + Ultralytics) and model load (incl. war
 
     python bench/segment_bench.py                         # demo model, bus.jpg + samples/shapes-1.jpg
     python bench/segment_bench.py --model best.pt --imgsz 640 --threads 2 --runs 50
+    python bench/segment_bench.py --scene 2560 --tile-size 512   # tiled, on a large synthetic image
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "functions" / "segment"))
 sys.path.insert(0, str(ROOT / "functions" / "shared"))
+sys.path.insert(0, str(ROOT / "training"))
 
 import segmentation  # noqa: E402,F401 - Ultralytics env defaults (offline, /tmp) before its import
 
@@ -52,6 +54,15 @@ def default_images() -> list[Path]:
     return images + demos[:1]
 
 
+def scene_jpeg(size: int) -> bytes:
+    """A size x size JPEG of 24 small shapes (training/synth.py make_scene): what tiling is for."""
+    import cv2
+    from synth import make_scene
+
+    pixels, _ = make_scene(1, (size, size), 24)
+    return cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -63,6 +74,12 @@ def main() -> None:
     parser.add_argument("--conf", type=float, default=0.25)
     parser.add_argument("--images", type=Path, nargs="*", help="default: bus.jpg and the first demo image")
     parser.add_argument("--no-annotate", action="store_true")
+    parser.add_argument("--tile-size", type=int, default=None, help="tiled inference (params.tileSize)")
+    parser.add_argument("--tile-overlap", type=float, default=0.2)
+    parser.add_argument(
+        "--scene", type=int, action="append", default=[], metavar="SIDE",
+        help="also a synthetic SIDE x SIDE JPEG of 24 small shapes (repeatable)",
+    )  # fmt: skip
     args = parser.parse_args()
     if not args.model.is_file():
         parser.error(f"no model at {args.model}: train one (training/train.py) or pass --model")
@@ -71,7 +88,7 @@ def main() -> None:
     import torch
     import ultralytics  # noqa: F401
 
-    from segjob_core.models import JobParams, SegmentRequest
+    from segjob_core.models import JobParams, ResultDocument, SegmentRequest
     from segmentation.segmenter import Segmenter
     from segmentation.service import segment_image
     from segmentation.settings import available_cpus
@@ -80,11 +97,18 @@ def main() -> None:
     threads = args.threads or available_cpus()
     segmenter = Segmenter.load(args.model, threads=threads)
 
-    params = JobParams(imgsz=args.imgsz, conf=args.conf, annotate=not args.no_annotate)
+    params = JobParams(
+        imgsz=args.imgsz,
+        conf=args.conf,
+        annotate=not args.no_annotate,
+        tile_size=args.tile_size,
+        tile_overlap=args.tile_overlap,
+    )
     store = MemoryStore()
     print(
         f"model {args.model.name} ({segmenter.info.sha256[:12]}), "
         f"imgsz {params.for_model(segmenter.info.imgsz).imgsz}, "
+        f"tiles {f'{args.tile_size} px, overlap {args.tile_overlap}' if args.tile_size else 'off'}, "
         f"torch {torch.__version__} with {torch.get_num_threads()} threads on {available_cpus()} vCPUs, "
         f"{args.runs} warm runs per image"
     )
@@ -94,9 +118,10 @@ def main() -> None:
     )
 
     first_job_ms: float | None = None
-    for image_path in args.images or default_images():
-        data = image_path.read_bytes()
-        request = SegmentRequest(job_id="job_bench", bucket="bench", key=image_path.name, params=params)
+    inputs = [(path.name, path.read_bytes()) for path in args.images or default_images()]
+    inputs += [(f"scene-{side}.jpg", scene_jpeg(side)) for side in args.scene]
+    for name, data in inputs:
+        request = SegmentRequest(job_id="job_bench", bucket="bench", key=name, params=params)
         store.objects[(request.bucket, request.key)] = data
         samples = []
         for run in range(args.runs + 1):
@@ -106,9 +131,10 @@ def main() -> None:
                 continue
             samples.append(outcome.timings)
         image = outcome.image
+        tiles = ResultDocument.model_validate_json(store.objects[(request.bucket, outcome.result_key)]).tiles
         print(
-            f"\n{image_path.name}: {image.width}x{image.height} {image.format}, "
-            f"{len(data) / 1024:.0f} KiB, {outcome.summary.count} detections {outcome.summary.by_class}"
+            f"\n{name}: {image.width}x{image.height} {image.format}, {len(data) / 1024:.0f} KiB, "
+            f"{tiles or 'no'} tiles, {outcome.summary.count} detections {outcome.summary.by_class}"
         )
         print(f"  {'stage':<12}{'median ms':>11}{'p90 ms':>9}")
         for stage in STAGES:

@@ -27,6 +27,8 @@ LOG = logging.getLogger(__name__)
 ClientFactory = Callable[[str], Any]
 # Served by local mode itself, or only permissions/metadata that local mode does not enforce.
 _NOT_MOTO = {SERVERLESS_FUNCTION, SERVERLESS_LAYER, SERVERLESS_HTTP_API, SERVERLESS_STATE_MACHINE}
+# Kept as files in local mode: the functions' logs are <state dir>/logs/<function>.log.
+_LOCAL_FILES = {"AWS::Logs::LogGroup"}
 S3_EVENT_QUEUE_SUFFIX = "-eventbridge"
 # What S3 sends to EventBridge for a bucket with EventBridge enabled (that local mode maps).
 _S3_EVENTBRIDGE_EVENTS = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
@@ -57,7 +59,7 @@ def provision_storage(stack: Stack, client: ClientFactory, result: Provisioned) 
     for resource_type, create in creators.items():
         for logical_id in stack.resources_of_type(resource_type):
             create(stack, logical_id, client, result)
-    handled = {*creators, "AWS::SecretsManager::Secret", *_NOT_MOTO}
+    handled = {*creators, "AWS::SecretsManager::Secret", *_NOT_MOTO, *_LOCAL_FILES}
     for logical_id, resource in stack.resources.items():
         if resource["Type"] not in handled:
             LOG.warning("%s (%s) is not emulated in local mode", logical_id, resource["Type"])

@@ -94,6 +94,8 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         ("iou", "iou"),
         ("imgsz", "imgsz"),
         ("max_detections", "maxDetections"),
+        ("tile_size", "tileSize"),
+        ("tile_overlap", "tileOverlap"),
     ):
         if getattr(args, name) is not None:
             params[key] = getattr(args, name)
@@ -294,6 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--imgsz", type=int)
     submit.add_argument("--classes", type=_class_ids, help="comma-separated class ids to keep")
     submit.add_argument("--max-detections", type=int)
+    submit.add_argument(
+        "--tile-size", type=int, help="infer large images in tiles of this many pixels (small objects)"
+    )
+    submit.add_argument(
+        "--tile-overlap", type=float, help="fraction of --tile-size tiles share (default 0.2)"
+    )
     submit.add_argument("--no-annotate", action="store_true", help="skip annotated.jpg")
     submit.add_argument("--idempotency-prefix", help="make retries of this command return the same jobs")
     submit.add_argument(

@@ -62,6 +62,23 @@ def test_happy_path_result_annotated_jpeg_and_signed_webhook(runtime, client, re
     assert delivered.webhook.delivered_at
 
 
+def test_tiling_params_reach_the_segment_function(runtime, client, tmp_path) -> None:
+    # GIVEN a 960x640 image and 512 px tiles sharing 128 px: x 0, 384, 448 and y 0, 128
+    created = client.submit(SAMPLE, params={"tileSize": 512, "tileOverlap": 0.25})
+
+    job = client.wait(created.job_id, timeout=120)
+
+    # THEN the params went through the state machine, and result.json counts the tiles
+    assert job.status is JobStatus.SUCCEEDED, job.error
+    client.download_results(job, tmp_path)
+    document = ResultDocument.model_validate_json((tmp_path / job.job_id / "result.json").read_text())
+    assert (job.params.tile_size, document.params.tile_overlap) == (512, 0.25)
+    assert document.tiles == 6
+    assert document.detections and all(
+        0 <= d.bbox[0] < d.bbox[2] <= 960 and 0 <= d.bbox[1] < d.bbox[3] <= 640 for d in document.detections
+    )
+
+
 def test_corrupt_image_fails_with_invalid_image_and_job_failed_webhook(
     runtime, client, receiver, tmp_path
 ) -> None:

@@ -12,6 +12,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from segjob_core.models import JobStatus
+from segjob_core.s3 import presign_config
 
 _CLIENT_CONFIG = Config(signature_version="s3v4", retries={"mode": "standard", "max_attempts": 3})
 
@@ -126,7 +127,7 @@ class ObjectStore:
 
     def __init__(self, bucket: str) -> None:
         self._bucket = bucket
-        self._s3 = boto3.client("s3", config=_CLIENT_CONFIG)
+        self._s3 = boto3.client("s3", config=presign_config(_CLIENT_CONFIG))
 
     def presign_upload(
         self, key: str, content_type: str, min_bytes: int, max_bytes: int, expires_in: int

@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 
 import boto3
 import urllib3
-from botocore.config import Config
 
 from segjob_core.errors import WebhookDeliveryFailed
+from segjob_core.s3 import presign_config
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -59,9 +59,7 @@ class S3Presigner:
     def __init__(self, bucket: str, expires_in: int, client: Any | None = None) -> None:
         self._bucket = bucket
         self._expires_in = expires_in
-        self.client = (
-            client if client is not None else boto3.client("s3", config=Config(signature_version="s3v4"))
-        )
+        self.client = client if client is not None else boto3.client("s3", config=presign_config())
 
     def presign_get(self, key: str) -> str:
         url: str = self.client.generate_presigned_url(

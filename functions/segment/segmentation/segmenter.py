@@ -14,6 +14,7 @@ import threading
 import time
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,11 @@ DEFAULT_IMGSZ = 640
 # A large JPEG is decoded at 1/2, 1/4 or 1/8 scale while its longer side stays at least
 # max(2 * imgsz, this): plenty for the model and for a readable annotated image.
 MIN_DECODED_SIDE = 1280
+# Frames per forward pass when a job infers several (tiles): 36 tiles at 320 px took 1.17 s in
+# batches of 8 against 1.77 s with one call per tile on 2 vCPUs; larger batches gained nothing.
+# A batch holds at most the pixels of 8 frames of 640 px, so a large imgsz stays in memory.
+MAX_BATCH = 8
+BATCH_PIXELS = MAX_BATCH * 640 * 640
 EXIF_ORIENTATION = 0x0112
 BACKEND = "torch"
 _WARMUP_SHAPE = (480, 640, 3)
@@ -69,13 +75,16 @@ class DecodedImage:
         return self.info.width / w, self.info.height / h
 
 
-def decode_image(data: bytes, *, max_pixels: int, reduce_to: int | None = None) -> DecodedImage:
+def decode_image(
+    data: bytes, *, max_pixels: int, reduce_to: int | None = None, full_above: int | None = None
+) -> DecodedImage:
     """Decode an upload into a BGR frame, refusing what is not an accepted, sane image.
 
     Not an image at all, corrupt or truncated -> InvalidImage; a real image in a format we
     do not accept (GIF, ICO, ...) -> UnsupportedFormat; more than `max_pixels` pixels ->
     ImageTooLarge, decided from the header before any pixel is decoded. A JPEG whose longer
-    side exceeds twice `reduce_to` is decoded reduced (DCT scaling, much faster).
+    side exceeds twice `reduce_to` is decoded reduced (DCT scaling, much faster), unless
+    that side exceeds `full_above` (a job's tile size: tiles need every pixel).
     """
     if not data:
         raise InvalidImage("the upload is empty")
@@ -107,7 +116,8 @@ def decode_image(data: bytes, *, max_pixels: int, reduce_to: int | None = None) 
         width, height = height, width
 
     try:
-        if fmt == "jpeg" and reduce_to is not None and max(image.size) >= 2 * reduce_to:
+        tiled = full_above is not None and max(image.size) > full_above
+        if fmt == "jpeg" and reduce_to is not None and max(image.size) >= 2 * reduce_to and not tiled:
             factor = reduce_to / max(image.size)
             image.draft("RGB", (max(1, round(image.width * factor)), max(1, round(image.height * factor))))
         image.load()
@@ -168,6 +178,15 @@ class Prediction:
 
     def __len__(self) -> int:
         return len(self.class_ids)
+
+    @classmethod
+    def empty(cls) -> Prediction:
+        return cls(
+            boxes=np.zeros((0, 4), np.float32),
+            confidences=np.zeros(0, np.float32),
+            class_ids=np.zeros(0, np.int64),
+            polygons=[],
+        )
 
 
 class Segmenter:
@@ -235,24 +254,37 @@ class Segmenter:
 
     def infer(self, pixels: np.ndarray, params: JobParams) -> Results:
         """Run the model on a BGR frame; coordinates of the result are in that frame's pixels."""
+        return self.infer_many([pixels], params)[0]
+
+    def batch_size(self, params: JobParams) -> int:
+        """Frames per forward pass of `infer_many`."""
+        imgsz = params.imgsz or self.info.imgsz
+        return max(1, min(MAX_BATCH, BATCH_PIXELS // imgsz**2))
+
+    def infer_many(self, frames: Sequence[np.ndarray], params: JobParams) -> list[Results]:
+        """Run the model on BGR frames (e.g. the tiles of an image), several per forward pass;
+        one result per frame, in order, each in its own frame's pixels."""
         import torch  # noqa: PLC0415 - already imported by load()
 
         self.check_params(params)
+        batch = self.batch_size(params)
+        results: list[Results] = []
         with self._lock, torch.inference_mode():
-            results = self._model.predict(
-                source=pixels,
-                imgsz=params.imgsz or self.info.imgsz,  # always explicit, never the checkpoint's
-                conf=params.conf,
-                iou=params.iou,
-                classes=params.classes,
-                max_det=params.max_detections,
-                retina_masks=params.retina_masks,
-                device="cpu",  # same value every call, or Ultralytics rebuilds the predictor
-                half=False,
-                save=False,
-                verbose=False,
-            )
-        return results[0]
+            for start in range(0, len(frames), batch):
+                results += self._model.predict(
+                    source=list(frames[start : start + batch]),
+                    imgsz=params.imgsz or self.info.imgsz,  # always explicit, never the checkpoint's
+                    conf=params.conf,
+                    iou=params.iou,
+                    classes=params.classes,
+                    max_det=params.max_detections,
+                    retina_masks=params.retina_masks,
+                    device="cpu",  # same value every call, or Ultralytics rebuilds the predictor
+                    half=False,
+                    save=False,
+                    verbose=False,
+                )
+        return results
 
 
 # postprocess ---------------------------------------------------------------------------
@@ -262,12 +294,7 @@ def extract(result: Results) -> Prediction:
     """Arrays out of an Ultralytics result; polygons from `masks.xy` (already in frame pixels)."""
     boxes = result.boxes
     if boxes is None or len(boxes) == 0:
-        return Prediction(
-            boxes=np.zeros((0, 4), np.float32),
-            confidences=np.zeros(0, np.float32),
-            class_ids=np.zeros(0, np.int64),
-            polygons=[],
-        )
+        return Prediction.empty()
     xyxy = _as_numpy(boxes.xyxy).astype(np.float32)
     polygons = (
         [np.asarray(p, dtype=np.float32).reshape(-1, 2) for p in result.masks.xy]

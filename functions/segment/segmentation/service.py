@@ -21,6 +21,7 @@ from segjob_core.keys import annotated_key, result_key
 from segjob_core.models import ResultDocument, SegmentOutcome, SegmentRequest, Timings
 
 from .segmenter import (
+    Prediction,
     Segmenter,
     annotate,
     decode_image,
@@ -31,6 +32,7 @@ from .segmenter import (
     to_detections,
 )
 from .settings import SegmentSettings
+from .tiling import merge_tiles, tile_grid
 
 MODEL_CACHE_DIR = Path(tempfile.gettempdir()) / "models"  # /tmp/models in Lambda
 
@@ -109,8 +111,11 @@ def segment_image(
 ) -> SegmentOutcome:
     """Run one job: download, decode, infer, postprocess, annotate, encode, upload.
 
-    Timings in result.json and in the outcome are the same numbers; `upload` and `total`
-    cover annotated.jpg, not the write of result.json itself (which carries them).
+    With `params.tile_size` and an image whose longer side exceeds it, the full-resolution
+    frame is inferred tile by tile (`inference` covers all tiles) and the tiles' detections
+    are merged in `postprocess`. Timings in result.json and in the outcome are the same
+    numbers; `upload` and `total` cover annotated.jpg, not the write of result.json itself
+    (which carries them).
     """
     params = request.params.for_model(segmenter.info.imgsz)  # result.json shows the size used
     segmenter.check_params(params)  # before any download: a bad class id fails fast
@@ -118,11 +123,25 @@ def segment_image(
     with clock.stage("download"):
         data = store.get_bytes(request.bucket, request.key)
     with clock.stage("decode"):
-        image = decode_image(data, max_pixels=max_image_pixels, reduce_to=decoded_side_for(params))
-    with clock.stage("inference"):
-        result = segmenter.infer(image.pixels, params)
+        image = decode_image(
+            data, max_pixels=max_image_pixels, reduce_to=decoded_side_for(params), full_above=params.tile_size
+        )
+    height, width = image.pixels.shape[:2]
+    tiles = tile_grid(width, height, params.tile_size, params.tile_overlap) if params.tile_size else []
+    tiled = len(tiles) > 1  # an image that fits one tile runs as without tiling
+    frames = [tile.crop(image.pixels) for tile in tiles] if tiled else [image.pixels]  # views, no copies
+    predictions: list[Prediction] = []
+    batch = segmenter.batch_size(params)
+    for start in range(0, len(frames), batch):  # a batch's results hold its masks: arrays before the next
+        with clock.stage("inference"):
+            results = segmenter.infer_many(frames[start : start + batch], params)
+        with clock.stage("postprocess"):
+            predictions += [extract(result) for result in results]
     with clock.stage("postprocess"):
-        prediction = extract(result)
+        if tiled:
+            prediction = merge_tiles(tiles, predictions, iou=params.iou, max_detections=params.max_detections)
+        else:
+            prediction = predictions[0]
         detections = to_detections(
             prediction,
             scale=image.scale,
@@ -149,6 +168,7 @@ def segment_image(
         detections=detections,
         summary=summary,
         timings=timings,
+        tiles=len(tiles) if tiled else None,
         created_at=iso(utc_now()),
     )
     body = json.dumps(document.to_json_dict(), separators=(",", ":")).encode()

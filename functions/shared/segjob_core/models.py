@@ -83,6 +83,18 @@ class JobParams(Contract):
     max_detections: int = Field(100, ge=1, le=1000)
     annotate: bool = Field(True, description="write results/{jobId}/annotated.jpg")
     retina_masks: bool = Field(False, description="polygons from full-resolution masks (slower)")
+    tile_size: int | None = Field(
+        None,
+        ge=256,
+        le=4096,
+        multiple_of=32,
+        description="sliced inference for large images with small objects: tile side in pixels of the "
+        "original image, each tile inferred at imgsz; only when the image's longer side exceeds it; "
+        "default: no tiling",
+    )
+    tile_overlap: float = Field(
+        0.2, ge=0.0, le=0.5, description="fraction of tileSize that neighbouring tiles share"
+    )
 
     def for_model(self, trained_imgsz: int) -> JobParams:
         """These params with every default filled in: imgsz falls back to the model's own."""
@@ -235,6 +247,7 @@ class ResultDocument(Contract):
     detections: list[Detection]
     summary: ResultSummary
     timings: Timings
+    tiles: int | None = Field(None, description="tiles inferred (params.tileSize); absent: not tiled")
     created_at: str
 
 

@@ -103,6 +103,7 @@ def test_create_job_returns_presigned_post_fixing_key_type_and_size(api) -> None
         "maxDetections": 100,
         "annotate": True,
         "retinaMasks": False,
+        "tileOverlap": 0.2,
     }
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from segjob.cli import EXIT_USAGE, _idempotency_key, main
+from segjob.cli import EXIT_USAGE, _idempotency_key, _params, build_parser, main
 
 IMAGE = Path(__file__)  # any existing file: these runs stop before reading it
 
@@ -17,6 +17,15 @@ IMAGE = Path(__file__)  # any existing file: these runs stop before reading it
     [
         (["submit", str(IMAGE), "--conf", "7"], "invalid job params: conf"),
         (["submit", str(IMAGE), "--imgsz", "100"], "imgsz: Input should be a multiple of 32"),
+        (
+            ["submit", str(IMAGE), "--tile-size", "128"],
+            "tileSize: Input should be greater than or equal to 256",
+        ),
+        (["submit", str(IMAGE), "--tile-size", "1000"], "tileSize: Input should be a multiple of 32"),
+        (
+            ["submit", str(IMAGE), "--tile-size", "1024", "--tile-overlap", "0.9"],
+            "tileOverlap: Input should be less",
+        ),
         (["submit", str(IMAGE), "--classes", "1,circle"], "comma-separated class ids"),
         (["submit", str(IMAGE), "--concurrency", "0"], "positive number"),
         (["submit", str(IMAGE), "--out", "results"], "--out needs --wait"),
@@ -44,3 +53,9 @@ def test_idempotency_keys_are_stable_header_safe_and_short(tmp_path) -> None:
     assert key == _idempotency_key("batch-7", deep)
     assert key != _idempotency_key("batch-7", deep.with_name("other.jpg"))
     assert key.startswith("batch-7-") and key.isascii() and len(key) <= 255
+
+
+def test_tiling_options_become_job_params() -> None:
+    args = build_parser().parse_args(["submit", str(IMAGE), "--tile-size", "1024", "--tile-overlap", "0.3"])
+
+    assert _params(args) == {"tileSize": 1024, "tileOverlap": 0.3}

@@ -180,3 +180,18 @@ def test_small_jpeg_is_never_reduced(bus_jpeg: bytes) -> None:
 
     assert image.pixels.shape == (1080, 810, 3)
     assert image.scale == (1.0, 1.0)
+
+
+@pytest.mark.parametrize(("full_above", "shape"), [(2048, (3000, 4000, 3)), (4000, (1500, 2000, 3))])
+def test_an_image_larger_than_its_tiles_is_decoded_at_full_size(
+    make_jpeg: Callable[..., bytes], full_above: int, shape: tuple[int, int, int]
+) -> None:
+    # GIVEN a 4000x3000 JPEG that would be decoded at 1/2 for a longer side of 1280
+    data = make_jpeg(4000, 3000)
+
+    # WHEN its job tiles it (2048 px tiles), or would not (4000 px: it fits one tile)
+    image = decode_image(data, max_pixels=LIMIT, reduce_to=1280, full_above=full_above)
+
+    # THEN tiles get every pixel; an image that fits one tile is reduced as before
+    assert image.pixels.shape == shape
+    assert (image.info.width, image.info.height) == (4000, 3000)

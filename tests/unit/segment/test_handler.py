@@ -159,3 +159,39 @@ def test_missing_model_fails_jobs_not_the_import(
 
     with pytest.raises(ModelUnavailable, match="does not exist"):
         module.lambda_handler(event(), lambda_context)
+
+
+def test_tiled_job_records_its_tiles_and_keeps_original_pixels(
+    app: ModuleType, s3: Any, lambda_context: FakeLambdaContext
+) -> None:
+    # GIVEN a 2600x1000 photo, large enough to be decoded reduced when not tiled
+    noise = np.random.default_rng(7).integers(0, 255, (1000, 2600, 3), dtype=np.uint8)
+    ok, jpeg = cv2.imencode(".jpg", noise)
+    assert ok
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=jpeg.tobytes())
+
+    # WHEN the job asks for 1024 px tiles (3 along the width, one row: the height fits)
+    returned = app.lambda_handler(event(tileSize=1024, maxDetections=40), lambda_context)
+
+    # THEN result.json records the tiles, and detections and annotated.jpg are in original pixels
+    raw = json.loads(s3.get_object(Bucket=BUCKET, Key=returned["resultKey"])["Body"].read())
+    assert raw["tiles"] == 3
+    assert raw["params"]["tileSize"] == 1024 and raw["params"]["tileOverlap"] == 0.2
+    document = ResultDocument.model_validate(raw)
+    assert (document.image.width, document.image.height) == (2600, 1000)
+    assert 0 < len(document.detections) <= 40
+    boxes = np.array([d.bbox for d in document.detections])
+    assert boxes.min() >= 0 and boxes[:, [0, 2]].max() <= 2600 and boxes[:, [1, 3]].max() <= 1000
+    assert boxes[:, 2].max() > 1024  # found beyond the first tile, placed where it is in the image
+    for detection in document.detections:
+        x1, y1, x2, y2 = detection.bbox
+        assert all(x1 - 1 <= x <= x2 + 1 and y1 - 1 <= y <= y2 + 1 for x, y in detection.polygon)
+    annotated = s3.get_object(Bucket=BUCKET, Key=returned["annotatedKey"])["Body"].read()
+    assert cv2.imdecode(np.frombuffer(annotated, np.uint8), cv2.IMREAD_COLOR).shape == (1000, 2600, 3)
+
+    # AND the same upload without tiles is decoded reduced, as before, and records no tiles
+    untiled = app.lambda_handler(event(maxDetections=40), lambda_context)
+    raw = json.loads(s3.get_object(Bucket=BUCKET, Key=untiled["resultKey"])["Body"].read())
+    assert "tiles" not in raw and "tileSize" not in raw["params"]
+    annotated = s3.get_object(Bucket=BUCKET, Key=untiled["annotatedKey"])["Body"].read()
+    assert cv2.imdecode(np.frombuffer(annotated, np.uint8), cv2.IMREAD_COLOR).shape == (500, 1300, 3)

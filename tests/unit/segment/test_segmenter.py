@@ -231,3 +231,25 @@ def test_trained_model_finds_the_synthetic_shapes(demo_segmenter: Segmenter) -> 
     assert matched >= len(instances) - 1 and len(confident) <= len(instances), (
         f"{matched} of {len(instances)} shapes found; detections {found}"
     )
+
+
+def test_frames_inferred_together_get_their_own_results(segmenter: Segmenter, bus_jpeg: bytes) -> None:
+    # GIVEN three different frames, more than one batch of them at imgsz 1280 (2 per pass)
+    image = decode_image(bus_jpeg, max_pixels=LIMIT)
+    frames = [
+        image.pixels[:512, :512],
+        image.pixels[500:1012, 298:810],
+        np.ascontiguousarray(image.pixels[::-1, :512][:512]),
+    ]
+    params = EVERYTHING.model_copy(update={"imgsz": 1280})
+    assert (segmenter.batch_size(EVERYTHING), segmenter.batch_size(params)) == (8, 2)
+
+    # WHEN inferred in one call
+    together = [extract(r) for r in segmenter.infer_many(frames, params)]
+
+    # THEN each result is the one that frame gets alone, in order
+    alone = [extract(segmenter.infer(frame, params)) for frame in frames]
+    assert len(together) == 3
+    for mine, single in zip(together, alone, strict=True):
+        np.testing.assert_allclose(mine.boxes, single.boxes, atol=0.5)
+        assert mine.class_ids.tolist() == single.class_ids.tolist()

@@ -1,0 +1,171 @@
+"""Sliced inference for large images with small objects: the tile grid and the merge.
+
+Pure logic on numpy arrays, no model. A large frame is cut into overlapping tiles of
+`tile_size` pixels, each tile is inferred at the job's imgsz (so small objects keep their
+pixels instead of being shrunk with the whole image), and the tiles' detections are
+shifted back into frame pixels and merged by class-aware non-maximum suppression.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from segjob_core.errors import InvalidParams
+
+from .segmenter import Prediction
+
+# A box side within this fraction of the tile side from a tile side inside the frame: the
+# object is cut there (a model input pixel is tile_size / imgsz frame pixels).
+EDGE_MARGIN = 0.01
+# A cut box lying this much (of its area) inside a whole box is a partial view of that object.
+FRAGMENT_COVERAGE = 0.7
+# At most this many tiles per job (~33 ms each at imgsz 320 on 2 vCPUs: about 13 s): a tile
+# size far too small for the image fails the job at once with InvalidParams, not at the
+# function's timeout.
+MAX_TILES = 400
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A window of the frame: origin (x, y) and size in frame pixels."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    def crop(self, pixels: np.ndarray) -> np.ndarray:
+        return pixels[self.y : self.y + self.height, self.x : self.x + self.width]
+
+
+def tile_starts(length: int, tile_size: int, overlap: float) -> list[int]:
+    """Origins along one axis: a step of tile_size minus the overlap, the last tile flush
+    with the end (so it may overlap its neighbour by more); one tile if it all fits."""
+    if length <= tile_size:
+        return [0]
+    step = tile_size - round(tile_size * overlap)
+    last = length - tile_size
+    return [*range(0, last, step), last]
+
+
+def tile_grid(width: int, height: int, tile_size: int, overlap: float) -> list[Tile]:
+    """Tiles covering a width x height frame, row by row; each is tile_size square, clipped
+    to a side of the frame that is shorter than tile_size. InvalidParams above MAX_TILES."""
+    count = len(tile_starts(width, tile_size, overlap)) * len(tile_starts(height, tile_size, overlap))
+    if count > MAX_TILES:
+        raise InvalidParams(
+            f"tileSize {tile_size} with tileOverlap {overlap} cuts this {width}x{height} image into "
+            f"{count} tiles, more than {MAX_TILES}: use larger tiles or less overlap"
+        )
+    return [
+        Tile(x, y, min(tile_size, width), min(tile_size, height))
+        for y in tile_starts(height, tile_size, overlap)
+        for x in tile_starts(width, tile_size, overlap)
+    ]
+
+
+def _intersection(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    width = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    height = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    return width * height
+
+
+def _area(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+
+
+def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one x1, y1, x2, y2 box with each of (n, 4) boxes."""
+    inter = _intersection(box, boxes)
+    union = _area(box) + _area(boxes) - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def class_aware_nms(
+    boxes: np.ndarray, confidences: np.ndarray, class_ids: np.ndarray, *, iou: float, limit: int
+) -> np.ndarray:
+    """Indices of the kept boxes, most confident first, at most `limit`: a box is dropped
+    when a more confident box of the same class overlaps it by more than `iou`."""
+    order = np.argsort(-confidences, kind="stable")  # ties: earlier tile first, deterministic
+    keep: list[int] = []
+    while order.size and len(keep) < limit:
+        best, rest = order[0], order[1:]
+        keep.append(int(best))
+        overlaps = box_iou(boxes[best], boxes[rest])
+        order = rest[(class_ids[rest] != class_ids[best]) | (overlaps <= iou)]
+    return np.array(keep, dtype=np.int64)
+
+
+def cut_by_tile(boxes: np.ndarray, tile: Tile, frame: tuple[int, int]) -> np.ndarray:
+    """Which boxes (tile pixels) reach a side of the tile that lies inside the frame (w, h):
+    the tile saw only part of that object."""
+    x1, y1, x2, y2 = boxes.T
+    margin = EDGE_MARGIN * max(tile.width, tile.height)
+    return (
+        ((tile.x > 0) & (x1 <= margin))
+        | ((tile.y > 0) & (y1 <= margin))
+        | ((tile.x + tile.width < frame[0]) & (x2 >= tile.width - margin))
+        | ((tile.y + tile.height < frame[1]) & (y2 >= tile.height - margin))
+    )
+
+
+def fragments(boxes: np.ndarray, tile_ids: np.ndarray, cut: np.ndarray) -> np.ndarray:
+    """Which cut boxes lie mostly (FRAGMENT_COVERAGE of their area) inside an uncut box from
+    another tile: partial views of an object another tile saw whole. Of any class: a
+    partial view is where the model confuses classes (half a rectangle is no rectangle)."""
+    found = np.zeros(len(boxes), bool)
+    for i in np.flatnonzero(cut):
+        whole = ~cut & (tile_ids != tile_ids[i])
+        if whole.any() and _area(boxes[i]) > 0:
+            found[i] = _intersection(boxes[i], boxes[whole]).max() >= FRAGMENT_COVERAGE * _area(boxes[i])
+    return found
+
+
+def shift(prediction: Prediction, tile: Tile) -> Prediction:
+    """A tile's prediction with boxes and polygons moved from tile to frame pixels."""
+    origin = np.array([tile.x, tile.y], np.float32)
+    return Prediction(
+        boxes=prediction.boxes + np.tile(origin, 2),
+        confidences=prediction.confidences,
+        class_ids=prediction.class_ids,
+        polygons=[polygon + origin for polygon in prediction.polygons],
+    )
+
+
+def merge_tiles(
+    tiles: Sequence[Tile], predictions: Sequence[Prediction], *, iou: float, max_detections: int
+) -> Prediction:
+    """One prediction in frame pixels from each tile's own (in tile pixels).
+
+    Boxes and polygons are shifted by the tile origin; a partial view cut by a tile edge is
+    dropped where a neighbouring tile saw the object whole (see `fragments`: plain IoU
+    misses these, a half box has an IoU of about 0.5 with the whole one); duplicates
+    across overlapping tiles are suppressed by class-aware NMS at `iou`, the more
+    confident kept; then the top `max_detections` by confidence.
+    """
+    if not tiles:
+        return Prediction.empty()
+    frame = (max(t.x + t.width for t in tiles), max(t.y + t.height for t in tiles))
+    pairs = list(zip(tiles, predictions, strict=True))
+    cut = np.concatenate([cut_by_tile(p.boxes, tile, frame) for tile, p in pairs])
+    tile_ids = np.concatenate([np.full(len(p), i) for i, (_, p) in enumerate(pairs)])
+    shifted = [shift(p, tile) for tile, p in pairs]
+    boxes = np.concatenate([p.boxes for p in shifted])
+    confidences = np.concatenate([p.confidences for p in shifted])
+    class_ids = np.concatenate([p.class_ids for p in shifted])
+    polygons = [polygon for p in shifted for polygon in p.polygons]
+    candidates = np.flatnonzero(~fragments(boxes, tile_ids, cut))
+    kept = candidates[
+        class_aware_nms(
+            boxes[candidates], confidences[candidates], class_ids[candidates], iou=iou, limit=max_detections
+        )
+    ]
+    return Prediction(
+        boxes=boxes[kept],
+        confidences=confidences[kept],
+        class_ids=class_ids[kept],
+        polygons=[polygons[i] for i in kept],
+    )
