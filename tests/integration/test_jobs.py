@@ -73,7 +73,7 @@ def test_tiling_params_reach_the_segment_function(runtime, client, tmp_path) -> 
     client.download_results(job, tmp_path)
     document = ResultDocument.model_validate_json((tmp_path / job.job_id / "result.json").read_text())
     assert (job.params.tile_size, document.params.tile_overlap) == (512, 0.25)
-    assert document.tiles == 6
+    assert document.tiles == job.result.tiles == 6
     assert document.detections and all(
         0 <= d.bbox[0] < d.bbox[2] <= 960 and 0 <= d.bbox[1] < d.bbox[3] <= 640 for d in document.detections
     )

@@ -180,4 +180,5 @@ def segment_image(
         timings=timings,
         image=image.info,
         model=segmenter.info,
+        tiles=document.tiles,
     )

@@ -73,6 +73,7 @@ def item_to_job(item: Mapping[str, Any], presign: Presign | None = None) -> Job:
             annotated_key=outcome.annotated_key,
             result_url=presign(outcome.result_key) if presign else None,
             annotated_url=presign(outcome.annotated_key) if presign and outcome.annotated_key else None,
+            tiles=outcome.tiles,
         )
     error = None
     if item.get("errorCode"):

@@ -152,6 +152,7 @@ class JobResult(Contract):
     annotated_key: str | None = None
     result_url: str | None = None
     annotated_url: str | None = None
+    tiles: int | None = Field(None, description="how many tiles the image was cut into (tiled jobs only)")
 
 
 class WebhookInfo(Contract):
@@ -269,6 +270,7 @@ class SegmentOutcome(Contract):
     timings: Timings
     image: ImageInfo
     model: ModelInfo
+    tiles: int | None = None
 
 
 class NotifyRequest(Contract):
