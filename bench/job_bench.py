@@ -28,17 +28,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stats import percentile, print_table  # noqa: E402 - bench/stats.py, beside this script
+
 from local.runtime import LocalRuntime  # noqa: E402
 from segjob import Client  # noqa: E402
 from segjob.webhooks import WebhookReceiver  # noqa: E402
 from segjob_core.models import EventType  # noqa: E402
 
 JOB_TIMEOUT = 300.0
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
 def one_job(client: Client, receiver: WebhookReceiver, image: Path) -> dict[str, float]:
@@ -86,10 +83,9 @@ def main() -> None:
                 print(
                     f"\n{args.runs} sequential jobs of {args.image.name} ({args.image.stat().st_size // 1024} KiB)"
                 )
-                print(f"  {'stage':<22}{'median ms':>11}{'p90 ms':>9}")
-                for stage in samples[0]:
-                    values = [sample[stage] for sample in samples]
-                    print(f"  {stage:<22}{statistics.median(values):>11.0f}{percentile(values, 0.9):>9.0f}")
+                print_table(
+                    {stage: [sample[stage] for sample in samples] for stage in samples[0]}, width=22, digits=0
+                )
 
                 if args.batch:
                     started = time.perf_counter()

@@ -12,7 +12,6 @@ Cold start is reported as import (torch + Ultralytics) and model load (incl. war
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -21,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "functions" / "segment"))
 sys.path.insert(0, str(ROOT / "functions" / "shared"))
 sys.path.insert(0, str(ROOT / "training"))
+
+from stats import print_table  # noqa: E402 - bench/stats.py, beside this script
 
 import segmentation  # noqa: E402,F401 - Ultralytics env defaults (offline, /tmp) before its import
 
@@ -38,12 +39,6 @@ class MemoryStore:
 
     def put_bytes(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
         self.objects[(bucket, key)] = body
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def default_images() -> list[Path]:
@@ -88,7 +83,7 @@ def main() -> None:
     import torch
     import ultralytics  # noqa: F401
 
-    from segjob_core.models import JobParams, ResultDocument, SegmentRequest
+    from segjob_core.models import JobParams, SegmentRequest
     from segmentation.segmenter import Segmenter
     from segmentation.service import segment_image
     from segmentation.settings import available_cpus
@@ -131,15 +126,11 @@ def main() -> None:
                 continue
             samples.append(outcome.timings)
         image = outcome.image
-        tiles = ResultDocument.model_validate_json(store.objects[(request.bucket, outcome.result_key)]).tiles
         print(
             f"\n{name}: {image.width}x{image.height} {image.format}, {len(data) / 1024:.0f} KiB, "
-            f"{tiles or 'no'} tiles, {outcome.summary.count} detections {outcome.summary.by_class}"
+            f"{outcome.tiles or 'no'} tiles, {outcome.summary.count} detections {outcome.summary.by_class}"
         )
-        print(f"  {'stage':<12}{'median ms':>11}{'p90 ms':>9}")
-        for stage in STAGES:
-            values = [getattr(t, stage) for t in samples]
-            print(f"  {stage:<12}{statistics.median(values):>11.1f}{percentile(values, 0.9):>9.1f}")
+        print_table({stage: [getattr(t, stage) for t in samples] for stage in STAGES})
     if first_job_ms is not None:
         cold = import_ms + segmenter.load_ms + first_job_ms
         print(f"\ncold start to first result (import + load + first job): {cold:.0f} ms")

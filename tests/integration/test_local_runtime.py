@@ -18,7 +18,7 @@ import requests
 
 from local.lambda_runtime import FunctionSpec
 from local.runtime import LocalRuntime
-from tests.support.local_mode import wait_for
+from tests.support.local_mode import executions_for, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -107,17 +107,6 @@ def wait_for_execution(runtime: LocalRuntime, execution_arn: str, timeout: float
         lambda: (d := sfn.describe_execution(executionArn=execution_arn))["status"] != "RUNNING" and d,
         timeout=timeout,
     )
-
-
-def executions_mentioning(runtime: LocalRuntime, text: str) -> list[dict[str, Any]]:
-    sfn = runtime.boto3_client("stepfunctions")
-    found = []
-    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=runtime.state_machine_arn):
-        for execution in page["executions"]:
-            described = sfn.describe_execution(executionArn=execution["executionArn"])
-            if text in described["input"]:
-                found.append(described)
-    return found
 
 
 # --- presigned POST ------------------------------------------------------------------------
@@ -219,7 +208,7 @@ def test_upload_starts_one_execution_with_the_eventbridge_event(runtime: LocalRu
     deliveries = runtime.bus.wait_for_key(key, timeout=15)
     assert [(d.matched, d.error) for d in deliveries] == [(True, None)]
     execution = wait_for_execution(runtime, deliveries[0].target_id)
-    assert [e["executionArn"] for e in executions_mentioning(runtime, key)] == [execution["executionArn"]]
+    assert [e["executionArn"] for e in executions_for(runtime, key)] == [execution["executionArn"]]
     event = json.loads(execution["input"])
     assert set(event) == {
         "version",
@@ -253,7 +242,7 @@ def test_put_outside_uploads_starts_no_execution(runtime: LocalRuntime) -> None:
     deliveries = runtime.bus.wait_for_key(key, timeout=15)
     assert [(d.matched, d.target_id) for d in deliveries] == [(False, None)]
     assert deliveries[0].event["detail"]["reason"] == "PutObject"
-    assert executions_mentioning(runtime, key) == []
+    assert executions_for(runtime, key) == []
 
 
 def test_redelivered_event_starts_another_execution(runtime: LocalRuntime) -> None:

@@ -27,7 +27,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from job_api.idempotency import IdempotentCreate, InvalidIdempotencyKey
+from job_api.idempotency import IdempotentCreate
 from job_api.service import JobService, UploadTooLarge
 from job_api.settings import ApiSettings
 from job_api.storage import InvalidToken, JobFlows, JobNotFound, JobStateConflict, JobStore, ObjectStore
@@ -101,7 +101,12 @@ def create_job(
     request: Annotated[CreateJobRequest, Body()],
     idempotency_key: Annotated[
         str | None,
-        Header(alias="Idempotency-Key", description="retries with the same key return the same job"),
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            description="retries with the same key return the same job",
+        ),
     ] = None,
 ) -> Response[CreateJobResponse]:
     if idempotency_key is None:
@@ -146,7 +151,10 @@ class Unauthenticated(Exception):
 def _invalid_request(exc: RequestValidationError) -> Response:
     problems = []
     for error in exc.errors():
-        location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        loc = tuple(error.get("loc", ()))
+        if loc[:1] == ("header",):  # Powertools lower-cases header names: show them as sent
+            loc = ("header", "-".join(word.capitalize() for word in str(loc[-1]).split("-")))
+        location = ".".join(str(part) for part in loc if part != "body")
         problems.append(f"{location}: {error.get('msg')}" if location else str(error.get("msg")))
     return error_response(HTTPStatus.BAD_REQUEST, "InvalidRequest", "; ".join(problems) or "invalid request")
 
@@ -154,11 +162,6 @@ def _invalid_request(exc: RequestValidationError) -> Response:
 @app.exception_handler(WebhookTargetRefused)
 def _webhook_refused(exc: WebhookTargetRefused) -> Response:
     return error_response(HTTPStatus.BAD_REQUEST, "InvalidWebhookUrl", str(exc))
-
-
-@app.exception_handler(InvalidIdempotencyKey)
-def _invalid_idempotency_key(exc: InvalidIdempotencyKey) -> Response:
-    return error_response(HTTPStatus.BAD_REQUEST, "InvalidRequest", str(exc))
 
 
 @app.exception_handler(IdempotencyValidationError)

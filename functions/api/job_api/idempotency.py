@@ -21,8 +21,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from segjob_core.models import CreateJobRequest, CreateJobResponse
 
-MAX_KEY_LENGTH = 255
-
 CreateJob = Callable[[str, CreateJobRequest], CreateJobResponse]
 
 
@@ -51,10 +49,4 @@ class IdempotentCreate:
     ) -> CreateJobResponse:
         if context is not None:  # an in-progress record then expires with this invocation
             self._config.register_lambda_context(context)
-        if not key or len(key) > MAX_KEY_LENGTH:
-            raise InvalidIdempotencyKey(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
         return self._create_once(call={"owner": owner, "key": key, "request": request.to_json_dict()})
-
-
-class InvalidIdempotencyKey(ValueError):
-    """The header is empty or too long."""

@@ -262,28 +262,26 @@ class Segmenter:
         return max(1, min(MAX_BATCH, BATCH_PIXELS // imgsz**2))
 
     def infer_many(self, frames: Sequence[np.ndarray], params: JobParams) -> list[Results]:
-        """Run the model on BGR frames (e.g. the tiles of an image), several per forward pass;
-        one result per frame, in order, each in its own frame's pixels."""
+        """Run the model on BGR frames (e.g. the tiles of an image) in one forward pass; one
+        result per frame, in order, each in its own frame's pixels. Callers pass at most
+        `batch_size(params)` frames at a time (the results hold every frame's masks)."""
         import torch  # noqa: PLC0415 - already imported by load()
 
         self.check_params(params)
-        batch = self.batch_size(params)
-        results: list[Results] = []
         with self._lock, torch.inference_mode():
-            for start in range(0, len(frames), batch):
-                results += self._model.predict(
-                    source=list(frames[start : start + batch]),
-                    imgsz=params.imgsz or self.info.imgsz,  # always explicit, never the checkpoint's
-                    conf=params.conf,
-                    iou=params.iou,
-                    classes=params.classes,
-                    max_det=params.max_detections,
-                    retina_masks=params.retina_masks,
-                    device="cpu",  # same value every call, or Ultralytics rebuilds the predictor
-                    half=False,
-                    save=False,
-                    verbose=False,
-                )
+            results: list[Results] = self._model.predict(
+                source=list(frames),
+                imgsz=params.imgsz or self.info.imgsz,  # always explicit, never the checkpoint's
+                conf=params.conf,
+                iou=params.iou,
+                classes=params.classes,
+                max_det=params.max_detections,
+                retina_masks=params.retina_masks,
+                device="cpu",  # same value every call, or Ultralytics rebuilds the predictor
+                half=False,
+                save=False,
+                verbose=False,
+            )
         return results
 
 

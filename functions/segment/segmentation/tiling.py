@@ -3,7 +3,8 @@
 Pure logic on numpy arrays, no model. A large frame is cut into overlapping tiles of
 `tile_size` pixels, each tile is inferred at the job's imgsz (so small objects keep their
 pixels instead of being shrunk with the whole image), and the tiles' detections are
-shifted back into frame pixels and merged by class-aware non-maximum suppression.
+shifted back into frame pixels and merged by class-aware non-maximum suppression
+(torchvision's `batched_nms`: Ultralytics' own NMS is torchvision's too).
 """
 
 from __future__ import annotations
@@ -77,26 +78,18 @@ def _area(boxes: np.ndarray) -> np.ndarray:
     return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
 
 
-def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one x1, y1, x2, y2 box with each of (n, 4) boxes."""
-    inter = _intersection(box, boxes)
-    union = _area(box) + _area(boxes) - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
 def class_aware_nms(
     boxes: np.ndarray, confidences: np.ndarray, class_ids: np.ndarray, *, iou: float, limit: int
 ) -> np.ndarray:
     """Indices of the kept boxes, most confident first, at most `limit`: a box is dropped
     when a more confident box of the same class overlaps it by more than `iou`."""
-    order = np.argsort(-confidences, kind="stable")  # ties: earlier tile first, deterministic
-    keep: list[int] = []
-    while order.size and len(keep) < limit:
-        best, rest = order[0], order[1:]
-        keep.append(int(best))
-        overlaps = box_iou(boxes[best], boxes[rest])
-        order = rest[(class_ids[rest] != class_ids[best]) | (overlaps <= iou)]
-    return np.array(keep, dtype=np.int64)
+    import torch  # noqa: PLC0415 - loaded with the model already
+    from torchvision.ops import batched_nms  # noqa: PLC0415
+
+    kept = batched_nms(
+        torch.from_numpy(boxes), torch.from_numpy(confidences), torch.from_numpy(class_ids), iou
+    )
+    return kept[:limit].numpy()
 
 
 def cut_by_tile(boxes: np.ndarray, tile: Tile, frame: tuple[int, int]) -> np.ndarray:

@@ -65,7 +65,14 @@ class Contract(BaseModel):
 SUPPORTED_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "image/bmp", "image/tiff")
 
 
-class JobParams(Contract):
+class ClientInput(Contract):
+    """What a client sends: JSON types as they are, never coerced (no true for 1.0, no
+    "0.5" for 0.5), so that a wrong type is a 400, not a guess."""
+
+    model_config = ConfigDict(strict=True)
+
+
+class JobParams(ClientInput):
     """Inference parameters of one job; every field has a default."""
 
     conf: float = Field(0.25, ge=0.0, le=1.0, description="minimum confidence of a detection")
@@ -113,7 +120,7 @@ MetadataValue = (
 Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=16)]
 
 
-class CreateJobRequest(Contract):
+class CreateJobRequest(ClientInput):
     filename: str | None = Field(None, max_length=255)
     content_type: Literal[SUPPORTED_CONTENT_TYPES] = "image/jpeg"  # type: ignore[valid-type]
     content_length: int | None = Field(None, ge=1, description="exact upload size, if known")

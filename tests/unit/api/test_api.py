@@ -140,6 +140,10 @@ def test_unknown_job_is_404(api) -> None:
         ({"unknownField": 1}, "unknownField"),
         ({"contentLength": 0}, "contentLength"),
         ("not json", "JSON"),
+        # JSON types are taken as sent, never coerced
+        ({"params": {"tileOverlap": False}}, "params.tileOverlap: Input should be a valid number"),
+        ({"params": {"conf": "0.5"}}, "params.conf: Input should be a valid number"),
+        ({"params": {"annotate": 1}}, "params.annotate: Input should be a valid boolean"),
     ],
 )
 def test_bad_params_are_400_with_a_message(api, body: Any, fragment: str) -> None:

@@ -234,7 +234,7 @@ def test_trained_model_finds_the_synthetic_shapes(demo_segmenter: Segmenter) -> 
 
 
 def test_frames_inferred_together_get_their_own_results(segmenter: Segmenter, bus_jpeg: bytes) -> None:
-    # GIVEN three different frames, more than one batch of them at imgsz 1280 (2 per pass)
+    # GIVEN three different frames (and the batch size a caller keeps to: 2 per pass at 1280)
     image = decode_image(bus_jpeg, max_pixels=LIMIT)
     frames = [
         image.pixels[:512, :512],
