@@ -3,7 +3,8 @@
 ``build_seg_model`` makes a random-init YOLOv8n-seg from the Ultralytics architecture yaml
 with the given class names and saves it as an Ultralytics checkpoint. It finds nothing at
 the default threshold, but at ``conf=0`` every candidate survives with a non-empty mask,
-so tests that need detections (and class names) get them.
+so tests that need detections (and class names) get them. ``build_seg_onnx`` exports such
+a checkpoint the way ``make model`` does (training/export.py): what the function runs.
 """
 
 from __future__ import annotations
@@ -58,3 +59,14 @@ def build_seg_model(path: Path, classes: Mapping[int, str], *, seed: int = 0) ->
 
 def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def build_seg_onnx(path: Path, classes: Mapping[int, str], *, dynamic: bool = True, imgsz: int | None = None) -> Path:
+    """``build_seg_model`` at ``path`` with a .pt suffix, exported to ``path`` (a ``.onnx`` file)."""
+    from export import export  # training/export.py
+
+    checkpoint = build_seg_model(path.with_suffix(".pt"), classes)
+    exported = export(checkpoint, dynamic=dynamic, imgsz=imgsz)
+    if exported != path:
+        exported.replace(path)
+    return path

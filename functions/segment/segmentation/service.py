@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from segjob_core.errors import ModelUnavailable
@@ -20,17 +20,10 @@ from segjob_core.jobs import iso, utc_now
 from segjob_core.keys import annotated_key, result_key
 from segjob_core.models import ResultDocument, SegmentOutcome, SegmentRequest, Timings
 
-from .segmenter import (
-    Prediction,
-    Segmenter,
-    annotate,
-    decode_image,
-    decoded_side_for,
-    encode_jpeg,
-    extract,
-    summarize,
-    to_detections,
-)
+from .decode import decode_image, decoded_side_for
+from .postprocess import Prediction, summarize, to_detections
+from .render import annotate, encode_jpeg
+from .runtime import CHECKPOINT_SUFFIXES, Segmenter, checkpoint_unavailable
 from .settings import SegmentSettings
 from .tiling import merge_tiles, tile_grid
 
@@ -47,7 +40,7 @@ ModelFetcher = Callable[[str, Path], Path]
 
 
 class ModelProvider:
-    """The segmenter of this process: the baked-in weights, or MODEL_URI fetched once to /tmp.
+    """The segmenter of this process: the baked-in model, or MODEL_URI fetched once to /tmp.
 
     A failure is not remembered: the next job tries again (an S3 hiccup should not poison
     a warm container), and each failing job reports ModelUnavailable with the reason.
@@ -83,6 +76,8 @@ class ModelProvider:
             return Path(self._settings.model_path)
         if self._fetch is None:
             raise ModelUnavailable("MODEL_URI is set but this runtime cannot fetch models")
+        if uri.lower().endswith(CHECKPOINT_SUFFIXES):  # refused before downloading it
+            raise checkpoint_unavailable(PurePosixPath(uri).name)
         return self._fetch(uri, self._cache_dir)
 
 
@@ -132,11 +127,11 @@ def segment_image(
     frames = [tile.crop(image.pixels) for tile in tiles] if tiled else [image.pixels]  # views, no copies
     predictions: list[Prediction] = []
     batch = segmenter.batch_size(params)
-    for start in range(0, len(frames), batch):  # a batch's results hold its masks: arrays before the next
+    for start in range(0, len(frames), batch):
         with clock.stage("inference"):
-            results = segmenter.infer_many(frames[start : start + batch], params)
+            outputs = segmenter.infer_many(frames[start : start + batch], params)
         with clock.stage("postprocess"):
-            predictions += [extract(result) for result in results]
+            predictions += segmenter.postprocess(outputs, params)
     with clock.stage("postprocess"):
         if tiled:
             prediction = merge_tiles(tiles, predictions, iou=params.iou, max_detections=params.max_detections)

@@ -22,19 +22,21 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-# The baked-in weights sit beside the code, in the image (/var/task/model/) as in the
-# repository (functions/segment/model/), so neither needs MODEL_PATH set.
-BUNDLED_MODEL = str(Path(__file__).resolve().parents[1] / "model" / "shapes-seg.pt")
+# The baked-in model (the demo model's ONNX export) sits beside the code, in the image
+# (/var/task/model/) as in the repository (functions/segment/model/): neither sets MODEL_PATH.
+BUNDLED_MODEL = str(Path(__file__).resolve().parents[1] / "model" / "shapes-seg.onnx")
 
 
 class SegmentSettings(EnvSettings):
     model_path: str = Field(BUNDLED_MODEL, alias="MODEL_PATH", min_length=1)
     model_uri: str | None = Field(
-        None, alias="MODEL_URI", description="s3://bucket/key of weights to use instead"
+        None, alias="MODEL_URI", description="s3://bucket/key of an ONNX model to use instead"
     )
-    model_sha256: str | None = Field(None, alias="MODEL_SHA256", description="expected sha256 of the weights")
+    model_sha256: str | None = Field(None, alias="MODEL_SHA256", description="expected sha256 of the model")
     max_image_pixels: int = Field(50_000_000, alias="MAX_IMAGE_PIXELS", ge=1, le=PIL_HARD_PIXEL_LIMIT)
-    torch_threads: int = Field(0, alias="TORCH_THREADS", ge=0, le=256, description="0: one per vCPU")
+    model_threads: int = Field(
+        0, alias="MODEL_THREADS", ge=0, le=256, description="ONNX Runtime intra-op threads; 0: one per vCPU"
+    )
 
     @field_validator("model_uri", "model_sha256", mode="before")
     @classmethod
@@ -52,4 +54,4 @@ class SegmentSettings(EnvSettings):
 
     @property
     def thread_count(self) -> int:
-        return self.torch_threads or available_cpus()
+        return self.model_threads or available_cpus()

@@ -3,8 +3,8 @@
 Pure logic on numpy arrays, no model. A large frame is cut into overlapping tiles of
 `tile_size` pixels, each tile is inferred at the job's imgsz (so small objects keep their
 pixels instead of being shrunk with the whole image), and the tiles' detections are
-shifted back into frame pixels and merged by class-aware non-maximum suppression
-(torchvision's `batched_nms`: Ultralytics' own NMS is torchvision's too).
+shifted back into frame pixels and merged by class-aware non-maximum suppression (the
+same as within one frame: `postprocess.class_aware_nms`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 
 from segjob_core.errors import InvalidParams
 
-from .segmenter import Prediction
+from .postprocess import Prediction, class_aware_nms
 
 # A box side within this fraction of the tile side from a tile side inside the frame: the
 # object is cut there (a model input pixel is tile_size / imgsz frame pixels).
@@ -76,20 +76,6 @@ def _intersection(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 def _area(boxes: np.ndarray) -> np.ndarray:
     return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
-
-
-def class_aware_nms(
-    boxes: np.ndarray, confidences: np.ndarray, class_ids: np.ndarray, *, iou: float, limit: int
-) -> np.ndarray:
-    """Indices of the kept boxes, most confident first, at most `limit`: a box is dropped
-    when a more confident box of the same class overlaps it by more than `iou`."""
-    import torch  # noqa: PLC0415 - loaded with the model already
-    from torchvision.ops import batched_nms  # noqa: PLC0415
-
-    kept = batched_nms(
-        torch.from_numpy(boxes), torch.from_numpy(confidences), torch.from_numpy(class_ids), iou
-    )
-    return kept[:limit].numpy()
 
 
 def cut_by_tile(boxes: np.ndarray, tile: Tile, frame: tuple[int, int]) -> np.ndarray:

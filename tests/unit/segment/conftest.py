@@ -1,8 +1,9 @@
 """Fixtures of the segment function's unit tests: no network, models built on the spot.
 
 A random-weights YOLOv8n-seg (2 classes) is built from the Ultralytics architecture yaml
-once per session; it finds nothing at the default threshold, so tests that need
-detections use conf=0. Tests of real content use the trained demo model when present.
+once per session and exported to ONNX as `make model` does; it finds nothing at the
+default threshold, so tests that need detections use conf=0. Tests of real content use the
+trained demo model (its committed ONNX export).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 FUNCTION_DIR = ROOT / "functions" / "segment"
-DEMO_MODEL = FUNCTION_DIR / "model" / "shapes-seg.pt"
+DEMO_MODEL = FUNCTION_DIR / "model" / "shapes-seg.onnx"
+DEMO_CHECKPOINT = DEMO_MODEL.with_suffix(".pt")
 TEST_CLASSES = {0: "circle", 1: "square"}
 
 # Fake credentials and a region before anything creates a boto3 client (the storage
@@ -38,8 +40,7 @@ os.environ.pop("AWS_ENDPOINT_URL", None)  # never a real or local endpoint: moto
 
 import moto  # noqa: E402,F401 - registers its botocore hook before the adapter's client exists
 
-import segmentation  # noqa: E402,F401 - sets the Ultralytics env defaults (/tmp, offline)
-from tests.support.models import build_seg_model  # noqa: E402
+from tests.support.models import build_seg_onnx  # noqa: E402 - Ultralytics env defaults (/tmp, offline)
 
 
 @pytest.fixture(scope="session")
@@ -51,13 +52,13 @@ def bus_jpeg() -> bytes:
 
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Random-init YOLOv8n-seg with TEST_CLASSES, saved as an Ultralytics checkpoint."""
-    return build_seg_model(tmp_path_factory.mktemp("model") / "tiny-seg.pt", TEST_CLASSES)
+    """Random-init YOLOv8n-seg with TEST_CLASSES, exported to ONNX (the .pt is beside it)."""
+    return build_seg_onnx(tmp_path_factory.mktemp("model") / "tiny-seg.onnx", TEST_CLASSES)
 
 
 @pytest.fixture(scope="session")
 def segmenter(tiny_model_path: Path):
-    from segmentation.segmenter import Segmenter
+    from segmentation.runtime import Segmenter
 
     return Segmenter.load(tiny_model_path, threads=1)
 
@@ -65,10 +66,8 @@ def segmenter(tiny_model_path: Path):
 @pytest.fixture(scope="session")
 def demo_segmenter():
     if not DEMO_MODEL.is_file():
-        pytest.skip(
-            f"trained demo model {DEMO_MODEL.relative_to(ROOT)} not present (training/train.py makes it)"
-        )
-    from segmentation.segmenter import Segmenter
+        pytest.fail(f"demo model {DEMO_MODEL.relative_to(ROOT)} is missing: `make model` exports it")
+    from segmentation.runtime import Segmenter
 
     return Segmenter.load(DEMO_MODEL, threads=1)
 
@@ -76,8 +75,8 @@ def demo_segmenter():
 @pytest.fixture(scope="session")
 def app(tiny_model_path: Path) -> Iterator[ModuleType]:
     """functions/segment/app.py, imported as Lambda would, with the tiny model baked in."""
-    previous = {name: os.environ.get(name) for name in ("MODEL_PATH", "MODEL_URI", "TORCH_THREADS")}
-    os.environ.update({"MODEL_PATH": str(tiny_model_path), "MODEL_URI": "", "TORCH_THREADS": "1"})
+    previous = {name: os.environ.get(name) for name in ("MODEL_PATH", "MODEL_URI", "MODEL_THREADS")}
+    os.environ.update({"MODEL_PATH": str(tiny_model_path), "MODEL_URI": "", "MODEL_THREADS": "1"})
     spec = importlib.util.spec_from_file_location("segment_app", FUNCTION_DIR / "app.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from segjob_core.errors import ImageTooLarge, InvalidImage, UnsupportedFormat
-from segmentation.segmenter import decode_image
+from segmentation.decode import decode_image
 
 LIMIT = 50_000_000
 

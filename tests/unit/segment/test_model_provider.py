@@ -12,7 +12,7 @@ from moto import mock_aws
 
 from segjob_core.errors import ModelUnavailable
 from segmentation import storage
-from segmentation.segmenter import file_sha256
+from segmentation.runtime import file_sha256
 from segmentation.service import ModelProvider
 from segmentation.settings import SegmentSettings
 
@@ -28,33 +28,33 @@ def s3() -> Iterator[Any]:
 
 
 def provider(tmp_path: Path, **environ: str) -> ModelProvider:
-    settings = SegmentSettings.from_env({"TORCH_THREADS": "1", **environ})
+    settings = SegmentSettings.from_env({"MODEL_THREADS": "1", **environ})
     return ModelProvider(settings, fetch=storage.download_model, cache_dir=tmp_path / "models")
 
 
 def test_model_uri_is_fetched_verified_and_loaded_once(
     s3: Any, tmp_path: Path, tiny_model_path: Path
 ) -> None:
-    s3.upload_file(str(tiny_model_path), MODELS_BUCKET, "seg/custom-seg.pt")
+    s3.upload_file(str(tiny_model_path), MODELS_BUCKET, "seg/custom-seg.onnx")
     models = provider(
         tmp_path,
-        MODEL_PATH=str(tmp_path / "not-used.pt"),
-        MODEL_URI=f"s3://{MODELS_BUCKET}/seg/custom-seg.pt",
+        MODEL_PATH=str(tmp_path / "not-used.onnx"),
+        MODEL_URI=f"s3://{MODELS_BUCKET}/seg/custom-seg.onnx",
         MODEL_SHA256=file_sha256(tiny_model_path).upper(),
     )
 
     first = models.get()
 
     assert first.info.name == "custom-seg"
-    assert (tmp_path / "models" / "custom-seg.pt").is_file()
-    assert [p.name for p in (tmp_path / "models").iterdir()] == ["custom-seg.pt"]  # no partial file left
-    s3.delete_object(Bucket=MODELS_BUCKET, Key="seg/custom-seg.pt")
+    assert (tmp_path / "models" / "custom-seg.onnx").is_file()
+    assert [p.name for p in (tmp_path / "models").iterdir()] == ["custom-seg.onnx"]  # no partial file left
+    s3.delete_object(Bucket=MODELS_BUCKET, Key="seg/custom-seg.onnx")
     assert models.get() is first  # once per process: no second fetch
 
 
 def test_model_uri_with_other_digest_is_unavailable(s3: Any, tmp_path: Path, tiny_model_path: Path) -> None:
-    s3.upload_file(str(tiny_model_path), MODELS_BUCKET, "seg/custom-seg.pt")
-    models = provider(tmp_path, MODEL_URI=f"s3://{MODELS_BUCKET}/seg/custom-seg.pt", MODEL_SHA256="ab" * 32)
+    s3.upload_file(str(tiny_model_path), MODELS_BUCKET, "seg/custom-seg.onnx")
+    models = provider(tmp_path, MODEL_URI=f"s3://{MODELS_BUCKET}/seg/custom-seg.onnx", MODEL_SHA256="ab" * 32)
 
     with pytest.raises(ModelUnavailable, match="expected abab"):
         models.get()
@@ -62,14 +62,23 @@ def test_model_uri_with_other_digest_is_unavailable(s3: Any, tmp_path: Path, tin
 
 
 def test_missing_model_object_is_unavailable(s3: Any, tmp_path: Path) -> None:
-    models = provider(tmp_path, MODEL_URI=f"s3://{MODELS_BUCKET}/seg/absent.pt")
+    models = provider(tmp_path, MODEL_URI=f"s3://{MODELS_BUCKET}/seg/absent.onnx")
 
     with pytest.raises(ModelUnavailable, match="does not exist"):
         models.get()
     assert not list((tmp_path / "models").iterdir())
 
 
-@pytest.mark.parametrize("uri", ["https://example.com/best.pt", "s3://bucket-only", "s3://bucket/folder/"])
+def test_model_uri_of_a_checkpoint_is_unavailable_before_any_download(s3: Any, tmp_path: Path) -> None:
+    s3.put_object(Bucket=MODELS_BUCKET, Key="seg/best.pt", Body=b"PK\x03\x04 a large checkpoint")
+    models = provider(tmp_path, MODEL_URI=f"s3://{MODELS_BUCKET}/seg/best.pt", MODEL_SHA256="ab" * 32)
+
+    with pytest.raises(ModelUnavailable, match=r"PyTorch checkpoint.*yolo export model=best.pt format=onnx"):
+        models.get()
+    assert not (tmp_path / "models").exists()  # nothing fetched
+
+
+@pytest.mark.parametrize("uri", ["https://example.com/best.onnx", "s3://bucket-only", "s3://bucket/folder/"])
 def test_malformed_model_uri_is_unavailable(tmp_path: Path, uri: str) -> None:
     with pytest.raises(ModelUnavailable, match="s3://bucket/key"):
         provider(tmp_path, MODEL_URI=uri).get()
@@ -77,4 +86,4 @@ def test_malformed_model_uri_is_unavailable(tmp_path: Path, uri: str) -> None:
 
 def test_baked_in_model_that_is_missing_is_unavailable(tmp_path: Path) -> None:
     with pytest.raises(ModelUnavailable, match="does not exist"):
-        provider(tmp_path, MODEL_PATH=str(tmp_path / "absent.pt")).get()
+        provider(tmp_path, MODEL_PATH=str(tmp_path / "absent.onnx")).get()

@@ -9,7 +9,8 @@ import pytest
 
 from segjob_core.errors import InvalidParams
 from segjob_core.models import Detection, JobParams, ResultDocument, SegmentRequest
-from segmentation.segmenter import Prediction, Segmenter
+from segmentation.postprocess import Prediction
+from segmentation.runtime import Segmenter
 from segmentation.service import segment_image
 from segmentation.tiling import MAX_TILES, Tile, merge_tiles, tile_grid, tile_starts
 

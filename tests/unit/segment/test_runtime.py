@@ -1,4 +1,4 @@
-"""Model code: loading, inference in original-image pixels, area, annotation, encoding."""
+"""Model code: loading the ONNX export, inference in original-image pixels, area, annotation, encoding."""
 
 from __future__ import annotations
 
@@ -10,18 +10,10 @@ import pytest
 
 from segjob_core.errors import InvalidParams, ModelUnavailable
 from segjob_core.models import JobParams
-from segmentation.segmenter import (
-    Prediction,
-    Segmenter,
-    annotate,
-    decode_image,
-    encode_jpeg,
-    extract,
-    file_sha256,
-    polygon_area,
-    summarize,
-    to_detections,
-)
+from segmentation.decode import decode_image
+from segmentation.postprocess import Prediction, polygon_area, summarize, to_detections
+from segmentation.render import annotate, encode_jpeg
+from segmentation.runtime import Letterbox, Segmenter, file_sha256
 
 from .conftest import TEST_CLASSES
 
@@ -35,8 +27,8 @@ def test_model_info_comes_from_the_weights(segmenter: Segmenter, tiny_model_path
     assert info.name == "tiny-seg"
     assert info.classes == TEST_CLASSES
     assert info.sha256 == file_sha256(tiny_model_path)
-    assert (info.backend, info.task) == ("torch", "segment")
-    assert info.imgsz == 640  # built from a yaml, never trained: Ultralytics' default size
+    assert (info.backend, info.task) == ("onnxruntime", "segment")
+    assert info.imgsz == 640  # built from a yaml, never trained: exported at Ultralytics' default size
     assert segmenter.load_ms > 0
 
 
@@ -47,14 +39,15 @@ def test_the_demo_model_records_its_training_size(demo_segmenter: Segmenter) -> 
 
 
 def test_threads_are_set_on_purpose(segmenter: Segmenter) -> None:
-    import torch
+    options = segmenter._session.get_session_options()
 
-    assert torch.get_num_threads() == segmenter.threads == 1
+    assert options.intra_op_num_threads == segmenter.threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 def test_missing_weights_are_unavailable(tmp_path: Path) -> None:
     with pytest.raises(ModelUnavailable, match="does not exist"):
-        Segmenter.load(tmp_path / "nope.pt", threads=1)
+        Segmenter.load(tmp_path / "nope.onnx", threads=1)
 
 
 def test_weights_with_another_digest_are_unavailable(tiny_model_path: Path) -> None:
@@ -63,11 +56,105 @@ def test_weights_with_another_digest_are_unavailable(tiny_model_path: Path) -> N
 
 
 def test_a_file_that_is_not_a_checkpoint_is_unavailable(tmp_path: Path) -> None:
-    junk = tmp_path / "junk.pt"
-    junk.write_bytes(b"definitely not a torch checkpoint")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"definitely not an ONNX model")
 
     with pytest.raises(ModelUnavailable, match="cannot load"):
         Segmenter.load(junk, threads=1, warmup=False)
+
+
+@pytest.mark.parametrize("name", ["best.pt", "best.onnx"])
+def test_a_pytorch_checkpoint_is_unavailable_naming_the_export_command(
+    tmp_path: Path, tiny_model_path: Path, name: str
+) -> None:
+    # GIVEN the .pt itself, under its own name or renamed as if it were the export
+    checkpoint = tmp_path / name
+    checkpoint.write_bytes(tiny_model_path.with_suffix(".pt").read_bytes())
+
+    with pytest.raises(ModelUnavailable) as caught:
+        Segmenter.load(checkpoint, threads=1)
+
+    message = str(caught.value)
+    assert "PyTorch checkpoint" in message
+    assert f"yolo export model={name} format=onnx dynamic=True" in message
+
+
+def test_an_onnx_file_without_ultralytics_metadata_is_unavailable(tmp_path: Path, tiny_model_path: Path) -> None:
+    import onnx
+
+    graph = onnx.load(str(tiny_model_path))
+    del graph.metadata_props[:]
+    bare = tmp_path / "bare.onnx"
+    onnx.save(graph, str(bare))
+
+    with pytest.raises(ModelUnavailable, match="no names, imgsz, stride, task in its metadata"):
+        Segmenter.load(bare, threads=1)
+
+
+def test_class_names_size_and_stride_come_from_the_export_metadata(tiny_model_path: Path) -> None:
+    import onnx
+
+    graph = onnx.load(str(tiny_model_path))
+    props = {p.key: p for p in graph.metadata_props}
+    props["names"].value = "{0: 'cat', 1: 'dog'}"
+    props["imgsz"].value = "[416, 416]"
+    renamed = tiny_model_path.with_name("renamed.onnx")
+    onnx.save(graph, str(renamed))
+
+    info = Segmenter.load(renamed, threads=1, warmup=False).info
+
+    assert (info.classes, info.imgsz, info.name) == ({0: "cat", 1: "dog"}, 416, "renamed")
+
+
+@pytest.fixture(scope="module")
+def static_segmenter(tmp_path_factory: pytest.TempPathFactory) -> Segmenter:
+    """An export with Ultralytics' defaults: static batch 1 at 320x320."""
+    from tests.support.models import build_seg_onnx
+
+    path = build_seg_onnx(tmp_path_factory.mktemp("static") / "static-seg.onnx", TEST_CLASSES, dynamic=False, imgsz=320)
+    return Segmenter.load(path, threads=1)
+
+
+def test_a_static_export_runs_at_its_one_size(static_segmenter: Segmenter, bus_jpeg: bytes) -> None:
+    image = decode_image(bus_jpeg, max_pixels=LIMIT)
+    params = EVERYTHING.model_copy(update={"imgsz": None})
+
+    prediction = static_segmenter.predict(image.pixels, params)
+
+    assert static_segmenter.info.imgsz == 320 and static_segmenter.batch_size(params) == 1
+    assert static_segmenter.letterbox(image.pixels, params).input_size == (320, 320)  # square, not 240x320
+    assert 0 < len(prediction) <= 25
+    with pytest.raises(InvalidParams, match="exported for 320x320 inputs only, not imgsz 640"):
+        static_segmenter.check_params(JobParams(imgsz=640))
+
+
+@pytest.mark.parametrize(
+    ("frame", "target", "rect", "resized", "size", "origin"),
+    [
+        ((960, 640), (320, 320), True, (320, 213), (320, 224), (0, 5)),  # 11 px of padding: 5 on top, 6 below
+        ((810, 1080), (320, 320), True, (240, 320), (256, 320), (8, 0)),
+        ((960, 640), (320, 320), False, (320, 213), (320, 320), (0, 53)),  # static: the whole square
+        ((100, 50), (640, 640), True, (640, 320), (640, 320), (0, 0)),  # upscaled, already a multiple of 32
+    ],
+)
+def test_letterbox_plan(
+    frame: tuple[int, int],
+    target: tuple[int, int],
+    rect: bool,
+    resized: tuple[int, int],
+    size: tuple[int, int],
+    origin: tuple[int, int],
+) -> None:
+    box = Letterbox.plan(frame, target, stride=32, rect=rect)
+
+    assert (box.resized, box.input_size, (box.left, box.top)) == (resized, size, origin)
+    fitted = box.fit(np.full((frame[1], frame[0], 3), 200, np.uint8))
+    assert (fitted.shape[1], fitted.shape[0]) == size
+    assert (fitted[origin[1], origin[0]] == 200).all()  # the frame starts at the origin, grey around it
+    assert box.left == 0 or (fitted[0, 0] == 114).all()
+    # and coordinates go back: the input's content corners are the frame's corners
+    corners = np.array([[box.left, box.top], [box.left + resized[0], box.top + resized[1]]], np.float32)
+    np.testing.assert_allclose(box.points_to_frame(corners), [[0, 0], list(frame)], atol=1e-4)
 
 
 def test_unknown_class_ids_are_invalid_params(segmenter: Segmenter) -> None:
@@ -80,7 +167,7 @@ def test_coordinates_are_in_original_pixels(segmenter: Segmenter, bus_jpeg: byte
     image = decode_image(bus_jpeg, max_pixels=LIMIT)
 
     # WHEN every candidate is kept
-    prediction = extract(segmenter.infer(image.pixels, EVERYTHING))
+    prediction = segmenter.predict(image.pixels, EVERYTHING)
     detections = to_detections(prediction, scale=image.scale, size=(810, 1080), names=segmenter.names)
 
     # THEN boxes and polygons lie in the original image, not in the 320 model input
@@ -96,8 +183,8 @@ def test_coordinates_are_in_original_pixels(segmenter: Segmenter, bus_jpeg: byte
 def test_classes_and_max_detections_are_applied(segmenter: Segmenter, bus_jpeg: bytes) -> None:
     image = decode_image(bus_jpeg, max_pixels=LIMIT)
 
-    prediction = extract(
-        segmenter.infer(image.pixels, EVERYTHING.model_copy(update={"classes": [1], "max_detections": 3}))
+    prediction = segmenter.predict(
+        image.pixels, EVERYTHING.model_copy(update={"classes": [1], "max_detections": 3})
     )
 
     assert len(prediction) <= 3
@@ -168,7 +255,7 @@ def test_summary_counts_per_class() -> None:
 
 def test_annotated_jpeg_has_the_frame_size(segmenter: Segmenter, bus_jpeg: bytes) -> None:
     image = decode_image(bus_jpeg, max_pixels=LIMIT)
-    prediction = extract(segmenter.infer(image.pixels, EVERYTHING))
+    prediction = segmenter.predict(image.pixels, EVERYTHING)
 
     canvas = annotate(image.pixels, prediction, segmenter.names)
     decoded = cv2.imdecode(np.frombuffer(encode_jpeg(canvas), np.uint8), cv2.IMREAD_COLOR)
@@ -197,7 +284,7 @@ def test_annotate_tints_only_inside_the_mask() -> None:
 
 def test_nothing_found_draws_nothing(segmenter: Segmenter, bus_jpeg: bytes) -> None:
     image = decode_image(bus_jpeg, max_pixels=LIMIT)
-    prediction = extract(segmenter.infer(image.pixels, JobParams(conf=1.0)))
+    prediction = segmenter.predict(image.pixels, JobParams(conf=1.0))
 
     assert len(prediction) == 0
     assert np.array_equal(annotate(image.pixels, prediction, segmenter.names), image.pixels)
@@ -211,7 +298,7 @@ def test_trained_model_finds_the_synthetic_shapes(demo_segmenter: Segmenter) -> 
     ok, buffer = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 90])
     assert ok
     image = decode_image(buffer.tobytes(), max_pixels=LIMIT)
-    prediction = extract(demo_segmenter.infer(image.pixels, JobParams()))  # at the model's own size
+    prediction = demo_segmenter.predict(image.pixels, JobParams())  # at the model's own size
     detections = to_detections(prediction, scale=image.scale, size=(960, 640), names=demo_segmenter.names)
 
     def iou(a: list[float], b: list[float]) -> float:
@@ -245,10 +332,10 @@ def test_frames_inferred_together_get_their_own_results(segmenter: Segmenter, bu
     assert (segmenter.batch_size(EVERYTHING), segmenter.batch_size(params)) == (8, 2)
 
     # WHEN inferred in one call
-    together = [extract(r) for r in segmenter.infer_many(frames, params)]
+    together = segmenter.postprocess(segmenter.infer_many(frames, params), params)
 
     # THEN each result is the one that frame gets alone, in order
-    alone = [extract(segmenter.infer(frame, params)) for frame in frames]
+    alone = [segmenter.predict(frame, params) for frame in frames]
     assert len(together) == 3
     for mine, single in zip(together, alone, strict=True):
         np.testing.assert_allclose(mine.boxes, single.boxes, atol=0.5)

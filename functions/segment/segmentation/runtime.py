@@ -1,0 +1,294 @@
+"""Runtime stage: a YOLO -seg model exported to ONNX, run by ONNX Runtime on the CPU.
+
+The model is what Ultralytics' exporter writes (`yolo export model=best.pt format=onnx
+dynamic=True`, or `make model` for the demo model): class names, training image size,
+stride and task come from the file's own metadata. A dynamic export (batch, height, width)
+takes rectangular inputs, each frame letterboxed to a multiple of the stride; a static
+export (Ultralytics' default) gets its one fixed size. No torch, no Ultralytics here.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from segjob_core.errors import InvalidParams, ModelUnavailable
+from segjob_core.models import JobParams, ModelInfo
+
+from .decode import DEFAULT_IMGSZ
+from .postprocess import Prediction, select, to_prediction
+
+BACKEND = "onnxruntime"
+EXPORT_COMMAND = "yolo export model={name} format=onnx dynamic=True"
+PAD_VALUE = 114  # grey of the letterbox borders, as the model was trained with
+# Frames per forward pass when a job infers several (tiles): 36 tiles at 320 px took 1.17 s in
+# batches of 8 against 1.77 s with one call per tile on 2 vCPUs; larger batches gained nothing.
+# A batch holds at most the pixels of 8 frames of 640 px, so a large imgsz stays in memory.
+MAX_BATCH = 8
+BATCH_PIXELS = MAX_BATCH * 640 * 640
+_WARMUP_SHAPE = (480, 640, 3)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth")
+
+
+def is_torch_checkpoint(path: Path) -> bool:
+    """A PyTorch checkpoint (.pt) rather than an ONNX file: by name, or by content (a zip
+    archive or a pickle, where an ONNX protobuf starts with its IR version field)."""
+    with path.open("rb") as stream:
+        head = stream.read(4)
+    return path.suffix.lower() in CHECKPOINT_SUFFIXES or head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+
+
+def checkpoint_unavailable(name: str) -> ModelUnavailable:
+    """The error for a .pt where the ONNX export is needed: it names the command that makes it."""
+    return ModelUnavailable(
+        f"{name} is a PyTorch checkpoint; the segment function runs its ONNX export: "
+        f"`{EXPORT_COMMAND.format(name=name)}` writes {Path(name).stem}.onnx (README: Your own model)"
+    )
+
+
+# preprocess ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Where a frame sits in the model input: resized to `resized` (w, h), keeping its aspect
+    ratio, and padded by `left`/`top` (and the rest on the other sides) to `input_size`."""
+
+    frame_size: tuple[int, int]  # (w, h)
+    resized: tuple[int, int]  # (w, h)
+    input_size: tuple[int, int]  # (w, h)
+    left: int
+    top: int
+
+    @classmethod
+    def plan(cls, frame_size: tuple[int, int], target: tuple[int, int], *, stride: int, rect: bool) -> Letterbox:
+        """Fit a (w, h) frame into a (w, h) target; with `rect` the padding is only what makes
+        each side a multiple of `stride` (a rectangular input, fewer pixels to infer)."""
+        width, height = frame_size
+        ratio = min(target[0] / width, target[1] / height)
+        resized = (max(round(width * ratio), 1), max(round(height * ratio), 1))
+        pad_w, pad_h = target[0] - resized[0], target[1] - resized[1]
+        if rect:
+            pad_w, pad_h = pad_w % stride, pad_h % stride
+        # Half the padding on each side; an odd pixel goes right/bottom (round half to even).
+        left, top = round(pad_w / 2 - 0.1), round(pad_h / 2 - 0.1)
+        right, bottom = round(pad_w / 2 + 0.1), round(pad_h / 2 + 0.1)
+        size = (resized[0] + left + right, resized[1] + top + bottom)
+        return cls(frame_size=frame_size, resized=resized, input_size=size, left=left, top=top)
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """(x, y) factors from frame pixels to model-input pixels."""
+        return self.resized[0] / self.frame_size[0], self.resized[1] / self.frame_size[1]
+
+    def fit(self, frame: np.ndarray) -> np.ndarray:
+        """The frame as the model sees it (BGR uint8, `input_size`)."""
+        if (frame.shape[1], frame.shape[0]) != self.resized:
+            frame = cv2.resize(frame, self.resized, interpolation=cv2.INTER_LINEAR)
+        right = self.input_size[0] - self.resized[0] - self.left
+        bottom = self.input_size[1] - self.resized[1] - self.top
+        return cv2.copyMakeBorder(
+            frame, self.top, bottom, self.left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3
+        )
+
+    def clip(self, points: np.ndarray) -> np.ndarray:
+        """(..., 2) points clipped to the frame."""
+        return np.clip(points, 0, np.array(self.frame_size, points.dtype))
+
+    def points_to_frame(self, points: np.ndarray) -> np.ndarray:
+        """(k, 2) model-input coordinates -> frame coordinates, clipped to the frame."""
+        origin = np.array([self.left, self.top], np.float64)
+        return self.clip((points.astype(np.float64) - origin) / np.array(self.scale))
+
+    def boxes_to_frame(self, boxes: np.ndarray) -> np.ndarray:
+        """(n, 4) x1, y1, x2, y2 in model-input pixels -> frame pixels, clipped to the frame."""
+        return self.points_to_frame(boxes.reshape(-1, 2)).reshape(-1, 4)
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """What the model gave for one frame, and how that frame was fitted into its input."""
+
+    detections: np.ndarray  # output0 of this frame
+    protos: np.ndarray  # output1 of this frame: (nm, mh, mw)
+    letterbox: Letterbox
+
+
+# the model -----------------------------------------------------------------------------
+
+
+def _metadata(session: ort.InferenceSession, name: str) -> dict[str, Any]:
+    """Ultralytics' export metadata, values parsed from their Python literal text."""
+    raw = session.get_modelmeta().custom_metadata_map
+    missing = [key for key in ("names", "imgsz", "stride", "task") if key not in raw]
+    if missing:
+        raise ModelUnavailable(
+            f"{name} has no {', '.join(missing)} in its metadata: it was not exported by Ultralytics; "
+            f"export the .pt with `{EXPORT_COMMAND.format(name='best.pt')}`"
+        )
+    try:
+        names = ast.literal_eval(raw["names"])
+        imgsz = ast.literal_eval(raw["imgsz"])
+        return {
+            "names": {int(k): str(v) for k, v in names.items()},
+            "imgsz": [int(v) for v in (imgsz if isinstance(imgsz, list | tuple) else [imgsz, imgsz])],
+            "stride": int(raw["stride"]),
+            "task": raw["task"],
+            "end2end": raw.get("end2end", "False") == "True",
+        }
+    except (ValueError, SyntaxError, AttributeError, TypeError) as exc:
+        raise ModelUnavailable(f"{name} has unreadable export metadata: {exc}") from exc
+
+
+def session_options(threads: int) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads  # on purpose: all the vCPUs the function has
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle pool threads spin for a while after each run (~60 ms of CPU) and slow the numpy and
+    # OpenCV work that follows: whole-job times were steadier without (DESIGN.md section 7).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    options.log_severity_level = 3  # errors only
+    return options
+
+
+class Segmenter:
+    """A YOLO -seg ONNX model, loaded once and ready for inference."""
+
+    def __init__(
+        self, session: ort.InferenceSession, info: ModelInfo, *, stride: int, end2end: bool, threads: int
+    ) -> None:
+        self._session = session
+        self.info = info
+        self.threads = threads
+        self.load_ms = 0.0
+        self._stride = stride
+        self._end2end = end2end
+        (model_input,) = session.get_inputs()
+        self._input_name = model_input.name
+        batch, _, height, width = model_input.shape
+        self._fixed_batch = batch if isinstance(batch, int) else None
+        # A static export takes exactly one size: (w, h).
+        self._fixed_size = (width, height) if isinstance(width, int) and isinstance(height, int) else None
+
+    @property
+    def names(self) -> dict[int, str]:
+        return self.info.classes
+
+    @classmethod
+    def load(
+        cls, path: Path, *, threads: int, expected_sha256: str | None = None, warmup: bool = True
+    ) -> Segmenter:
+        """Load, verify and warm up the model at `path` (an Ultralytics ONNX export of a -seg model)."""
+        started = time.perf_counter()
+        if not path.is_file():
+            raise ModelUnavailable(f"model file {path} does not exist")
+        if is_torch_checkpoint(path):
+            raise checkpoint_unavailable(path.name)
+        sha256 = file_sha256(path)
+        if expected_sha256 and sha256 != expected_sha256.lower():
+            raise ModelUnavailable(
+                f"model file {path} does not match the expected sha256: "
+                f"it has {sha256}, expected {expected_sha256.lower()}"
+            )
+        try:
+            session = ort.InferenceSession(
+                str(path), sess_options=session_options(threads), providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own exception types for a bad file
+            raise ModelUnavailable(f"cannot load model {path.name}: {type(exc).__name__}: {exc}") from exc
+        meta = _metadata(session, path.name)
+        if meta["task"] != "segment":
+            raise ModelUnavailable(f"{path.name} is a {meta['task']} model, not a segmentation model")
+        shapes = {len(output.shape) for output in session.get_outputs()}
+        if len(session.get_inputs()) != 1 or shapes != {3, 4}:
+            raise ModelUnavailable(f"{path.name} does not have the inputs and outputs of a YOLO -seg export")
+        info = ModelInfo(
+            name=path.stem,
+            sha256=sha256,
+            backend=BACKEND,
+            task="segment",
+            classes=meta["names"],
+            imgsz=max(meta["imgsz"]) or DEFAULT_IMGSZ,
+        )
+        segmenter = cls(session, info, stride=meta["stride"], end2end=meta["end2end"], threads=threads)
+        if warmup:  # the first run allocates and plans: pay that at init, not in a job
+            segmenter.predict(np.zeros(_WARMUP_SHAPE, dtype=np.uint8), JobParams(conf=1.0))
+        segmenter.load_ms = (time.perf_counter() - started) * 1000
+        return segmenter
+
+    def check_params(self, params: JobParams) -> None:
+        unknown = sorted(set(params.classes or ()) - set(self.names))
+        if unknown:
+            raise InvalidParams(f"classes {unknown} are not classes of model {self.info.name}: {self.names}")
+        if self._fixed_size and params.imgsz not in (None, max(self._fixed_size)):
+            raise InvalidParams(
+                f"model {self.info.name} was exported for {self._fixed_size[0]}x{self._fixed_size[1]} inputs "
+                f"only, not imgsz {params.imgsz}; export it with dynamic=True to choose the size per job"
+            )
+
+    def batch_size(self, params: JobParams) -> int:
+        """Frames per forward pass of `infer_many`."""
+        imgsz = params.imgsz or self.info.imgsz or DEFAULT_IMGSZ
+        return max(1, min(self._fixed_batch or MAX_BATCH, BATCH_PIXELS // imgsz**2))
+
+    def letterbox(self, frame: np.ndarray, params: JobParams) -> Letterbox:
+        size = (frame.shape[1], frame.shape[0])
+        if self._fixed_size:
+            return Letterbox.plan(size, self._fixed_size, stride=self._stride, rect=False)
+        imgsz = params.imgsz or self.info.imgsz or DEFAULT_IMGSZ
+        return Letterbox.plan(size, (imgsz, imgsz), stride=self._stride, rect=True)
+
+    def infer_many(self, frames: Sequence[np.ndarray], params: JobParams) -> list[ModelOutput]:
+        """Letterbox BGR frames (e.g. the tiles of an image) and run the model on them, frames
+        of one input size in one forward pass; one output per frame, in order. Callers pass at
+        most `batch_size(params)` frames at a time."""
+        self.check_params(params)
+        boxes = [self.letterbox(frame, params) for frame in frames]
+        outputs: list[ModelOutput | None] = [None] * len(frames)
+        for size in dict.fromkeys(box.input_size for box in boxes):  # same size: one batch
+            members = [i for i, box in enumerate(boxes) if box.input_size == size]
+            blob = cv2.dnn.blobFromImages(
+                [boxes[i].fit(frames[i]) for i in members], scalefactor=1 / 255, swapRB=True
+            )
+            detections, protos = sorted(self._session.run(None, {self._input_name: blob}), key=np.ndim)
+            for row, i in enumerate(members):
+                outputs[i] = ModelOutput(detections=detections[row], protos=protos[row], letterbox=boxes[i])
+        return [output for output in outputs if output is not None]
+
+    def postprocess(self, outputs: Sequence[ModelOutput], params: JobParams) -> list[Prediction]:
+        """Detections of each output in its own frame's pixels."""
+        return [
+            to_prediction(
+                select(output.detections, params, classes=len(self.names), end2end=self._end2end),
+                output.protos,
+                output.letterbox,
+                retina_masks=params.retina_masks,
+            )
+            for output in outputs
+        ]
+
+    def predict(self, frame: np.ndarray, params: JobParams) -> Prediction:
+        """Inference and postprocess of one frame."""
+        return self.postprocess(self.infer_many([frame], params), params)[0]

@@ -1,0 +1,135 @@
+"""Export a YOLO -seg checkpoint (.pt) to the ONNX model the segment function runs.
+
+    python training/export.py                        # the demo model: functions/segment/model/shapes-seg.onnx
+    python training/export.py --weights best.pt      # your own: best.onnx beside it
+
+The same as `yolo export model=best.pt format=onnx dynamic=True imgsz=<training size>`
+(Ultralytics writes the class names, image size and stride into the file's metadata, which
+is all the function reads), plus what makes the result reproducible and traceable: the
+export date in the metadata is the checkpoint's own (so exporting the same .pt twice gives
+the same bytes), `source_sha256` records the .pt it came from, and `<name>.export.json`
+beside it records both digests for the model card. For the demo model the card's ONNX row
+is rewritten too.
+
+Dynamic axes (batch, height, width): the function letterboxes each image to a rectangle
+at the model's stride instead of a square (fewer pixels), and infers tiles in batches. A
+static export works as well, at its one size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_WEIGHTS = ROOT / "functions" / "segment" / "model" / "shapes-seg.pt"
+CARD_ROW = re.compile(r"^\| ONNX export \|.*\n", re.MULTILINE)
+os.environ.setdefault("YOLO_CONFIG_DIR", str(ROOT / "build" / "ultralytics"))
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_AUTOINSTALL", "0")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def trained_imgsz(model: Any) -> int:
+    """The training size a checkpoint records (int or [h, w]); 640 if it records none."""
+    value = model.overrides.get("imgsz")
+    if isinstance(value, int) and value > 0:
+        return value
+    if isinstance(value, list | tuple) and value:
+        return max(int(v) for v in value)
+    return 640
+
+
+def export(weights: Path, *, imgsz: int | None = None, dynamic: bool = True) -> Path:
+    """Write weights.with_suffix('.onnx') and its .export.json; return the .onnx path."""
+    import onnx
+    from ultralytics import YOLO
+
+    model = YOLO(str(weights))
+    if model.task != "segment":
+        raise SystemExit(f"{weights} is a {model.task} model, not a segmentation (-seg) model")
+    size = imgsz or trained_imgsz(model)
+    written = Path(model.export(format="onnx", dynamic=dynamic, simplify=True, imgsz=size, verbose=False))
+    target = weights.with_suffix(".onnx")
+    if written.resolve() != target.resolve():
+        written.replace(target)
+
+    source_sha256 = sha256(weights)
+    graph = onnx.load(str(target))
+    props = {p.key: p.value for p in graph.metadata_props}
+    # Reproducible bytes: the checkpoint's date instead of the time of export.
+    import torch
+
+    checkpoint = torch.load(weights, map_location="cpu", weights_only=False)
+    props["date"] = str(checkpoint.get("date") or "")
+    props["source_sha256"] = source_sha256
+    # Intermediate shape annotations vary from run to run (the slimmer's shape inference);
+    # ONNX Runtime infers shapes itself, so they are left out for the same bytes every time.
+    del graph.graph.value_info[:]
+    del graph.metadata_props[:]
+    for key, value in props.items():
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(graph, str(target))
+
+    record = {
+        "onnx": target.name,
+        "sha256": sha256(target),
+        "bytes": target.stat().st_size,
+        "source": weights.name,
+        "sourceSha256": source_sha256,
+        "imgsz": size,
+        "dynamic": dynamic,
+        "opset": max(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")),
+        "ultralytics": props.get("version"),
+        "command": f"yolo export model={weights.name} format=onnx dynamic={dynamic} simplify=True imgsz={size}",
+    }
+    target.with_suffix(".export.json").write_text(json.dumps(record, indent=2) + "\n")
+    return target
+
+
+def card_row(record: dict[str, Any]) -> str:
+    return (
+        f"| ONNX export | `{record['onnx']}` ({record['bytes'] / 1e6:.1f} MB), sha256 `{record['sha256']}`, "
+        f"opset {record['opset']}, {'dynamic batch/height/width' if record['dynamic'] else 'static'}: "
+        f"what the function runs (`make model` re-exports the .pt) |\n"
+    )
+
+
+def update_card(card: Path, record: dict[str, Any]) -> None:
+    """Put the ONNX row into the model card, after its sha256 row (or in place of an older one)."""
+    text = card.read_text()
+    row = card_row(record)
+    if CARD_ROW.search(text):
+        text = CARD_ROW.sub(row, text, count=1)
+    else:
+        text = re.sub(r"(^\| sha256 \|.*\n)", lambda m: m.group(1) + row, text, count=1, flags=re.MULTILINE)
+    card.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help="a YOLO -seg .pt")
+    parser.add_argument("--imgsz", type=int, default=None, help="default: the checkpoint's training size")
+    parser.add_argument("--static", action="store_true", help="fixed batch 1 and imgsz x imgsz input")
+    args = parser.parse_args()
+    target = export(args.weights, imgsz=args.imgsz, dynamic=not args.static)
+    record = json.loads(target.with_suffix(".export.json").read_text())
+    card = args.weights.with_name("MODEL_CARD.md")
+    if card.is_file():
+        update_card(card, record)
+    print(f"wrote {target} ({record['bytes'] / 1e6:.1f} MB, sha256 {record['sha256']})")
+
+
+if __name__ == "__main__":
+    main()
