@@ -1,28 +1,51 @@
-# The project's vocabulary: setup demo test lint typecheck bench train eval deploy delete.
+# The project's vocabulary: setup demo test lint typecheck bench train eval model image-test deploy delete.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 TOOLS := .tools
 PY := $(VENV)/bin/python
-# torch comes first and alone: pick the CPU wheel index on your machine with
-#   make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# torch (the training toolchain, `make dev`) comes first and alone. Without TORCH_INDEX:
+# on Linux without an NVIDIA GPU the CPU wheels (~1 GB less, no CUDA), when that index
+# answers; otherwise PyPI's default build (CUDA on Linux x86_64).
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 TORCH_INDEX ?=
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 AWS_REGION ?= us-east-1
 export AWS_REGION
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: setup tools demo test test-unit test-integration lint typecheck bench train eval openapi deploy delete clean
+.PHONY: setup dev tools demo test test-unit test-integration lint typecheck bench train eval model image-test openapi deploy delete clean
 
-setup: $(VENV)/.installed
+# setup: the runtime only (local mode, the functions, the client): all `make demo` needs.
+setup: $(VENV)/.runtime
 
-$(VENV)/.installed: requirements-dev.txt functions/shared/pyproject.toml client/pyproject.toml
+$(VENV)/.runtime: requirements.txt functions/segment/requirements.txt functions/shared/pyproject.toml client/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -c "import torch, torchvision" 2>/dev/null || \
-	  $(PY) -m pip install -q $(TORCH_SPEC) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+# dev: + the training toolchain (torch, Ultralytics, ONNX export) and the test tools.
+dev: $(VENV)/.dev
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -c "import torch, torchvision" 2>/dev/null || $(MAKE) --no-print-directory torch
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
+
+.PHONY: torch
+torch:
+ifneq ($(TORCH_INDEX),)
+	$(PY) -m pip install -q $(TORCH_SPEC) --index-url $(TORCH_INDEX)
+else
+	if [ "$$(uname -s)" = Linux ] && ! command -v nvidia-smi >/dev/null && \
+	   $(PY) -m pip install -q --timeout 10 --retries 0 $(TORCH_SPEC) --index-url $(TORCH_CPU_INDEX); then :; \
+	else \
+	  echo "torch: PyPI's default build (no CPU wheel index used or reachable)"; \
+	  $(PY) -m pip install -q $(TORCH_SPEC); \
+	fi
+endif
+	$(PY) -c "import torch; print('torch', torch.__version__, 'CUDA' if torch.version.cuda else 'CPU-only', 'build')"
 
 tools: $(TOOLS)/.installed
 
@@ -35,16 +58,22 @@ $(TOOLS)/.installed: requirements-tools.txt
 demo: setup
 	$(PY) -m local.demo
 
-test: setup tools lint typecheck
-	$(PY) -m pytest tests
+test: dev tools lint typecheck
+	$(PY) -m pytest tests --ignore=tests/image
 
-test-unit: setup
+test-unit: dev
 	$(PY) -m pytest tests/unit
 
-test-integration: setup
+test-integration: dev
 	$(PY) -m pytest tests/integration tests/e2e
 
-lint: setup tools
+# The segment function's container image, built on a stand-in of the Lambda base image and
+# run with the template's minimum memory, read-only, no network (tests/image/README.md).
+image-test: dev
+	bash tests/image/docker.sh
+	$(PY) -m pytest tests/image
+
+lint: dev tools
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(TOOLS)/bin/cfn-lint template.yaml
@@ -52,20 +81,24 @@ lint: setup tools
 	$(TOOLS)/npm/node_modules/.bin/asl-validator $(addprefix --json-path ,$(wildcard statemachine/*.asl.json))
 	$(TOOLS)/bin/hadolint functions/segment/Dockerfile
 
-typecheck: setup
+typecheck: dev
 	$(VENV)/bin/mypy functions/shared/segjob_core functions/api/job_api functions/segment/segmentation functions/notify/job_notify client/segjob local
 
-bench: setup
+bench: dev
 	$(PY) bench/segment_bench.py
 	$(PY) bench/job_bench.py
 
-train: setup
+train: dev
 	$(PY) training/train.py --epochs $${EPOCHS:-20}
 
-eval: setup
+eval: dev
 	$(PY) training/evaluate.py
 
-openapi: setup
+# Re-export the committed .pt to the .onnx the function runs (sha256 into the model card).
+model: dev
+	$(PY) training/export.py
+
+openapi: dev
 	PYTHONPATH=functions/api:functions/shared $(PY) -m job_api.openapi > docs/openapi.json
 
 deploy:
