@@ -1,33 +1,58 @@
-"""Benchmark the segment function's job logic on this machine: per-stage medians and p90.
+"""Benchmark the segment function's code path against the torch path and a seed-000 baseline.
 
-Runs the real code path (segmentation.service.segment_image) with an in-memory object
-store instead of S3, so download/upload are ~0 and the other stages are what Lambda pays.
-Cold start is reported as import (torch + Ultralytics) and model load (incl. warm-up).
+Three contenders, same weights (the demo model: its .onnx and the .pt it was exported from),
+same images, interleaved run by run so that load on the machine hits all alike:
 
-    python bench/segment_bench.py                         # demo model, bus.jpg + samples/shapes-1.jpg
-    python bench/segment_bench.py --model best.pt --imgsz 640 --threads 2 --runs 50
-    python bench/segment_bench.py --scene 2560 --tile-size 512   # tiled, on a large synthetic image
+- project:  `segment_image` with the ONNX Runtime `Segmenter` (what the Lambda runs);
+- torch:    `segment_image` with Ultralytics' predictor on the .pt (training/torch_segmenter.py,
+            what the function ran before);
+- baseline: what the seed-000 handler does: Ultralytics predict (fused, inference mode),
+            `Results.plot()`, PIL JPEG encode, a detection list with polygons.
+
+It prints warm medians / p90 per contender and their ratio to the baseline, the project's
+per-stage times, and cold start (process start to first result, page cache warm) with the
+resident memory after it, each in fresh processes. `--memory` adds peak RSS of one job by
+image size (1, 12, 50 MP; JPEG, PNG; retina masks; tiles), and the time of one job on 1 and
+2 vCPUs from which the cost per 1,000 images by Lambda memory size is estimated. Figures go
+to bench/results/segment.json as well (`--json`).
+
+    python bench/segment_bench.py                      # warm + cold start
+    python bench/segment_bench.py --memory --runs 30   # + memory and cost (several minutes)
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "functions" / "segment"))
-sys.path.insert(0, str(ROOT / "functions" / "shared"))
-sys.path.insert(0, str(ROOT / "training"))
+for _path in ("functions/segment", "functions/shared", "training"):
+    sys.path.insert(0, str(ROOT / _path))
 
-from stats import print_table  # noqa: E402 - bench/stats.py, beside this script
+from stats import percentile, print_table  # noqa: E402 - bench/stats.py, beside this script
 
-import segmentation  # noqa: E402,F401 - Ultralytics env defaults (offline, /tmp) before its import
-
-DEFAULT_MODEL = ROOT / "functions" / "segment" / "model" / "shapes-seg.pt"
-DEMO_IMAGES = ROOT / "samples"
+MODEL = ROOT / "functions" / "segment" / "model" / "shapes-seg.onnx"
+CHECKPOINT = MODEL.with_suffix(".pt")
+SAMPLE = ROOT / "samples" / "shapes-1.jpg"
+RESULTS = ROOT / "bench" / "results" / "segment.json"
+CACHE = ROOT / "build" / "bench-images"
 STAGES = ("decode", "inference", "postprocess", "annotate", "encode", "total")
+CONTENDERS = ("project", "torch", "baseline")
+MAX_PIXELS = 50_000_000
+# AWS Lambda, x86_64, us-east-1 (aws.amazon.com/lambda/pricing): per GB-second and per request.
+GB_SECOND_USD = 0.0000166667
+REQUEST_USD = 0.20 / 1_000_000
+MB_PER_VCPU = 1769  # Lambda gives a full vCPU at 1,769 MB and CPU in proportion to memory
+MEMORY_SIZES = (1024, 1536, 2048, 3008, 4096, 10240)
 
 
 class MemoryStore:
@@ -41,99 +66,309 @@ class MemoryStore:
         self.objects[(bucket, key)] = body
 
 
+def rss_mb(field: str = "VmRSS") -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+# contenders --------------------------------------------------------------------------------
+
+
+class Contender:
+    """Loads once; `run(data)` does one whole job and returns its timings (ms) and count."""
+
+    def __init__(self, name: str, threads: int, params: Any = None) -> None:
+        from segjob_core.models import JobParams
+
+        self.name = name
+        self.params = params or JobParams()
+        self.store = MemoryStore()
+        if name == "project":
+            from segmentation.runtime import Segmenter
+
+            self.model: Any = Segmenter.load(MODEL, threads=threads)
+        elif name == "torch":
+            from torch_segmenter import TorchSegmenter
+
+            self.model = TorchSegmenter.load(CHECKPOINT, threads=threads)
+        else:
+            self.model = load_baseline(threads)
+
+    def run(self, data: bytes, key: str = "input") -> tuple[dict[str, float], int]:
+        if self.name == "baseline":
+            started = time.perf_counter()
+            count = baseline_job(self.model, data)
+            return {"total": (time.perf_counter() - started) * 1000}, count
+        from segjob_core.models import SegmentRequest
+        from segmentation.service import segment_image
+
+        request = SegmentRequest(job_id="job_bench", bucket="bench", key=key, params=self.params)
+        self.store.objects[("bench", key)] = data
+        outcome = segment_image(request, segmenter=self.model, store=self.store, max_image_pixels=MAX_PIXELS)
+        return outcome.timings.to_json_dict(), outcome.summary.count
+
+
+def load_baseline(threads: int) -> Any:
+    import torch_segmenter  # noqa: F401 - Ultralytics env defaults (offline, /tmp)
+    from ultralytics import YOLO
+
+    model = YOLO(str(CHECKPOINT))
+    model.fuse()
+    baseline_job(model, SAMPLE.read_bytes())  # builds the predictor, as the seed's first call
+    import torch
+
+    torch.set_num_threads(threads)
+    return model
+
+
+def baseline_job(model: Any, data: bytes) -> int:
+    """The seed-000 handler's work: decode, predict, Results.plot(), JPEG via PIL, detection list."""
+    import cv2
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    with torch.inference_mode():
+        result = model(image, conf=0.25, iou=0.45, verbose=False)[0]
+    plotted = result.plot()
+    buffer = io.BytesIO()
+    Image.fromarray(cv2.cvtColor(plotted, cv2.COLOR_BGR2RGB)).save(buffer, format="JPEG", quality=85)
+    polygons = result.masks.xy if result.masks is not None else []
+    detections = [
+        {"class": int(c), "confidence": float(p), "bbox": b.tolist(), "polygon": poly.tolist()}
+        for c, p, b, poly in zip(result.boxes.cls, result.boxes.conf, result.boxes.xyxy, polygons, strict=False)
+    ]
+    return len(detections)
+
+
+# cold start and memory: each in a fresh process ----------------------------------------------
+
+
+def child(args: argparse.Namespace) -> None:
+    """One fresh process: load one contender, run one job, report (JSON on stdout)."""
+    if args.cpus:
+        os.sched_setaffinity(0, set(range(args.cpus)))
+    from segjob_core.models import JobParams
+
+    params = JobParams.model_validate(json.loads(args.params)) if args.params else None
+    started = time.perf_counter()
+    contender = Contender(args.child, threads=args.threads or len(os.sched_getaffinity(0)), params=params)
+    load_ms = (time.perf_counter() - started) * 1000  # imports of the model code and the model's load
+    loaded_rss = rss_mb()
+    data = Path(args.image).read_bytes()
+    timings, count = contender.run(data)
+    report: dict[str, Any] = {"first": timings, "count": count, "loadedMb": loaded_rss, "rssMb": rss_mb()}
+    report["loadMs"] = load_ms
+    report["peakMb"] = rss_mb("VmHWM")
+    if args.warm_runs:
+        samples = [contender.run(data)[0]["total"] for _ in range(args.warm_runs)]
+        report["warm"] = {"median": statistics.median(samples), "p90": percentile(samples, 0.9)}
+    print(json.dumps(report), flush=True)
+
+
+def spawn(contender: str, image: Path, *, threads: int = 0, cpus: int = 0, **extra: Any) -> dict[str, Any]:
+    """Run `child` in a new interpreter; wall time from start to its report is the cold start."""
+    command = [sys.executable, __file__, "--child", contender, "--image", str(image), "--threads", str(threads)]
+    command += ["--cpus", str(cpus)]
+    if extra.get("params"):
+        command += ["--params", json.dumps(extra["params"])]
+    if extra.get("warm_runs"):
+        command += ["--warm-runs", str(extra["warm_runs"])]
+    started = time.perf_counter()
+    completed = subprocess.run(command, capture_output=True, text=True, check=False, timeout=900)
+    wall = (time.perf_counter() - started) * 1000
+    if completed.returncode != 0:
+        raise RuntimeError(f"{contender} on {image.name} failed:\n{completed.stderr[-2000:]}")
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    report["coldMs"] = wall
+    return report
+
+
+def cold_start(runs: int) -> dict[str, dict[str, float]]:
+    spawn("project", SAMPLE)  # warms the page cache for all (shared libraries, model files)
+    spawn("torch", SAMPLE)
+    found: dict[str, list[dict[str, Any]]] = {name: [] for name in CONTENDERS}
+    for run in range(runs):
+        for name in CONTENDERS[run % 3 :] + CONTENDERS[: run % 3]:
+            found[name].append(spawn(name, SAMPLE))
+    summary = {}
+    for name, reports in found.items():
+        summary[name] = {
+            "coldMedianMs": statistics.median(r["coldMs"] for r in reports),
+            "coldP90Ms": percentile([r["coldMs"] for r in reports], 0.9),
+            "loadMedianMs": statistics.median(r["loadMs"] for r in reports),
+            "firstJobMedianMs": statistics.median(r["first"]["total"] for r in reports),
+            "rssAfterFirstResultMb": statistics.median(r["rssMb"] for r in reports),
+        }
+    return summary
+
+
+# images -------------------------------------------------------------------------------------
+
+
+def scene(width: int, height: int, fmt: str) -> Path:
+    """A synthetic photo of small shapes (training/synth.py), cached under build/."""
+    path = CACHE / f"scene-{width}x{height}.{fmt}"
+    if not path.is_file():
+        import cv2
+        from synth import make_scene
+
+        CACHE.mkdir(parents=True, exist_ok=True)
+        pixels, _ = make_scene(1, (height, width), max(4, width * height // 400_000))
+        options = [cv2.IMWRITE_JPEG_QUALITY, 90] if fmt == "jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
+        cv2.imwrite(str(path), pixels, options)
+    return path
+
+
 def default_images() -> list[Path]:
     import ultralytics
 
-    images = [Path(ultralytics.__file__).parent / "assets" / "bus.jpg"]
-    demos = sorted(DEMO_IMAGES.glob("*.jpg")) if DEMO_IMAGES.is_dir() else []
-    return images + demos[:1]
+    return [SAMPLE, Path(ultralytics.__file__).parent / "assets" / "bus.jpg"]
 
 
-def scene_jpeg(size: int) -> bytes:
-    """A size x size JPEG of 24 small shapes (training/synth.py make_scene): what tiling is for."""
-    import cv2
-    from synth import make_scene
+# main ---------------------------------------------------------------------------------------
 
-    pixels, _ = make_scene(1, (size, size), 24)
-    return cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+
+def warm(images: list[Path], runs: int, threads: int) -> dict[str, Any]:
+    contenders = {name: Contender(name, threads) for name in CONTENDERS}
+    results: dict[str, Any] = {}
+    for image in images:
+        data = image.read_bytes()
+        samples: dict[str, list[dict[str, float]]] = {name: [] for name in CONTENDERS}
+        counts = {name: contender.run(data)[1] for name, contender in contenders.items()}  # first: not warm
+        for run in range(runs):
+            order = CONTENDERS[run % 3 :] + CONTENDERS[: run % 3]
+            for name in order:
+                samples[name].append(contenders[name].run(data)[0])
+        totals = {name: [s["total"] for s in samples[name]] for name in CONTENDERS}
+        base = statistics.median(totals["baseline"])
+        print(f"\n{image.name}: {len(data) / 1024:.0f} KiB, detections {counts}")
+        print(f"  {'contender':<12}{'median ms':>11}{'p90 ms':>9}{'x baseline':>12}")
+        for name in CONTENDERS:
+            median = statistics.median(totals[name])
+            print(f"  {name:<12}{median:>11.1f}{percentile(totals[name], 0.9):>9.1f}{median / base:>12.2f}")
+        print("  project by stage:")
+        print_table({stage: [s.get(stage, 0.0) for s in samples["project"]] for stage in STAGES})
+        results[image.name] = {
+            name: {
+                "medianMs": round(statistics.median(totals[name]), 2),
+                "p90Ms": round(percentile(totals[name], 0.9), 2),
+                "detections": counts[name],
+            }
+            for name in CONTENDERS
+        }
+        results[image.name]["projectStages"] = {
+            stage: round(statistics.median(s.get(stage, 0.0) for s in samples["project"]), 2) for stage in STAGES
+        }
+    return results
+
+
+MEMORY_CASES = [  # (label, width, height, format, params)
+    ("1 MP JPEG", 1155, 866, "jpg", {}),
+    ("12 MP JPEG", 4000, 3000, "jpg", {}),
+    ("12 MP PNG", 4000, 3000, "png", {}),
+    ("50 MP JPEG", 8660, 5773, "jpg", {}),
+    ("50 MP PNG", 8660, 5773, "png", {}),
+    ("50 MP JPEG, retinaMasks", 8660, 5773, "jpg", {"retinaMasks": True}),
+    ("12 MP JPEG, tiles 640", 4000, 3000, "jpg", {"tileSize": 640}),
+    ("50 MP PNG, tiles 640", 8660, 5773, "png", {"tileSize": 640}),
+]
+
+
+def memory() -> list[dict[str, Any]]:
+    rows = []
+    print(f"\npeak RSS of one job in a fresh process (project, {len(os.sched_getaffinity(0))} vCPUs)")
+    print(f"  {'image':<26}{'detections':>11}{'loaded MB':>11}{'peak MB':>9}{'job ms':>9}")
+    for label, width, height, fmt, params in MEMORY_CASES:
+        report = spawn("project", scene(width, height, fmt), params=params)
+        rows.append(
+            {
+                "image": label,
+                "pixels": width * height,
+                "detections": report["count"],
+                "loadedMb": round(report["loadedMb"]),
+                "peakMb": round(report["peakMb"]),
+                "jobMs": round(report["first"]["total"]),
+            }
+        )
+        print(
+            f"  {label:<26}{report['count']:>11}{report['loadedMb']:>11.0f}{report['peakMb']:>9.0f}"
+            f"{report['first']['total']:>9.0f}"
+        )
+    return rows
+
+
+def lambda_seconds(memory_mb: int, one_vcpu_ms: float, two_vcpu_ms: float) -> float:
+    """Estimated duration at a Lambda memory size from times measured on 1 and 2 vCPUs: below
+    one vCPU the CPU share scales the 1-vCPU time; between 1 and 2 vCPUs interpolated; above
+    2, the 2-vCPU time (more cores were not measured: a conservative estimate)."""
+    vcpus = memory_mb / MB_PER_VCPU
+    if vcpus <= 1:
+        return one_vcpu_ms / vcpus / 1000
+    return (one_vcpu_ms + (two_vcpu_ms - one_vcpu_ms) * (min(vcpus, 2.0) - 1)) / 1000
+
+
+def cost(runs: int) -> dict[str, Any]:
+    cases = {"shapes-1.jpg (960x640)": (SAMPLE, {}), "12 MP JPEG": (scene(4000, 3000, "jpg"), {})}
+    table: dict[str, Any] = {}
+    print("\ncost per 1,000 images by Lambda memory size (x86_64; duration estimated from 1 and 2 vCPUs)")
+    for label, (image, params) in cases.items():
+        one = spawn("project", image, threads=1, cpus=1, params=params, warm_runs=runs)["warm"]["median"]
+        two = spawn("project", image, threads=2, cpus=2, params=params, warm_runs=runs)["warm"]["median"]
+        rows = []
+        for size in MEMORY_SIZES:
+            seconds = lambda_seconds(size, one, two)
+            usd = 1000 * (seconds * size / 1024 * GB_SECOND_USD + REQUEST_USD)
+            rows.append({"memoryMb": size, "seconds": round(seconds, 4), "usdPer1000": round(usd, 5)})
+        table[label] = {"oneVcpuMs": round(one, 1), "twoVcpuMs": round(two, 1), "bySize": rows}
+        print(f"  {label}: {one:.0f} ms on 1 vCPU, {two:.0f} ms on 2")
+        for row in rows:
+            print(f"    {row['memoryMb']:>6} MB  {row['seconds'] * 1000:>7.0f} ms  ${row['usdPer1000']:.4f}")
+    return {"gbSecondUsd": GB_SECOND_USD, "requestUsd": REQUEST_USD, "images": table}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="YOLO -seg weights (.pt)")
-    parser.add_argument("--imgsz", type=int, default=None, help="default: the model's training size")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads; 0: one per vCPU")
-    parser.add_argument("--runs", type=int, default=20, help="warm runs per image")
-    parser.add_argument("--conf", type=float, default=0.25)
-    parser.add_argument("--images", type=Path, nargs="*", help="default: bus.jpg and the first demo image")
-    parser.add_argument("--no-annotate", action="store_true")
-    parser.add_argument("--tile-size", type=int, default=None, help="tiled inference (params.tileSize)")
-    parser.add_argument("--tile-overlap", type=float, default=0.2)
-    parser.add_argument(
-        "--scene", type=int, action="append", default=[], metavar="SIDE",
-        help="also a synthetic SIDE x SIDE JPEG of 24 small shapes (repeatable)",
-    )  # fmt: skip
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=20, help="warm runs per image and contender")
+    parser.add_argument("--cold-runs", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="0: one per vCPU")
+    parser.add_argument("--images", type=Path, nargs="*", help="default: samples/shapes-1.jpg and bus.jpg")
+    parser.add_argument("--memory", action="store_true", help="peak RSS by image size, and cost")
+    parser.add_argument("--json", type=Path, default=RESULTS, help="where the figures go")
+    parser.add_argument("--child", choices=CONTENDERS, help=argparse.SUPPRESS)
+    parser.add_argument("--image", help=argparse.SUPPRESS)
+    parser.add_argument("--params", help=argparse.SUPPRESS)
+    parser.add_argument("--cpus", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--warm-runs", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if not args.model.is_file():
-        parser.error(f"no model at {args.model}: train one (training/train.py) or pass --model")
+    if args.child:
+        child(args)
+        return
 
-    started = time.perf_counter()
-    import torch
-    import ultralytics  # noqa: F401
-
-    from segjob_core.models import JobParams, SegmentRequest
-    from segmentation.segmenter import Segmenter
-    from segmentation.service import segment_image
-    from segmentation.settings import available_cpus
-
-    import_ms = (time.perf_counter() - started) * 1000
-    threads = args.threads or available_cpus()
-    segmenter = Segmenter.load(args.model, threads=threads)
-
-    params = JobParams(
-        imgsz=args.imgsz,
-        conf=args.conf,
-        annotate=not args.no_annotate,
-        tile_size=args.tile_size,
-        tile_overlap=args.tile_overlap,
-    )
-    store = MemoryStore()
-    print(
-        f"model {args.model.name} ({segmenter.info.sha256[:12]}), "
-        f"imgsz {params.for_model(segmenter.info.imgsz).imgsz}, "
-        f"tiles {f'{args.tile_size} px, overlap {args.tile_overlap}' if args.tile_size else 'off'}, "
-        f"torch {torch.__version__} with {torch.get_num_threads()} threads on {available_cpus()} vCPUs, "
-        f"{args.runs} warm runs per image"
-    )
-    print(
-        f"cold start: import torch+ultralytics {import_ms:.0f} ms, "
-        f"model load+fuse+warm-up {segmenter.load_ms:.0f} ms"
-    )
-
-    first_job_ms: float | None = None
-    inputs = [(path.name, path.read_bytes()) for path in args.images or default_images()]
-    inputs += [(f"scene-{side}.jpg", scene_jpeg(side)) for side in args.scene]
-    for name, data in inputs:
-        request = SegmentRequest(job_id="job_bench", bucket="bench", key=name, params=params)
-        store.objects[(request.bucket, request.key)] = data
-        samples = []
-        for run in range(args.runs + 1):
-            outcome = segment_image(request, segmenter=segmenter, store=store, max_image_pixels=50_000_000)
-            if run == 0:  # first call with this image size: not a warm sample
-                first_job_ms = first_job_ms or outcome.timings.total
-                continue
-            samples.append(outcome.timings)
-        image = outcome.image
+    threads = args.threads or len(os.sched_getaffinity(0))
+    print(f"{MODEL.name} vs {CHECKPOINT.name}, {threads} threads on {len(os.sched_getaffinity(0))} vCPUs, "
+          f"{platform.processor() or platform.machine()}, {args.runs} warm runs interleaved")  # fmt: skip
+    figures: dict[str, Any] = {"machine": {"vcpus": len(os.sched_getaffinity(0)), "arch": platform.machine()}}
+    figures["coldStart"] = cold_start(args.cold_runs)
+    print("\ncold start: process start to first result (shapes-1.jpg), fresh processes, page cache warm")
+    base = figures["coldStart"]["baseline"]["coldMedianMs"]
+    print(f"  {'contender':<12}{'median ms':>11}{'p90 ms':>9}{'x baseline':>12}{'load ms':>9}{'job ms':>8}{'RSS MB':>8}")
+    for name, row in figures["coldStart"].items():
         print(
-            f"\n{name}: {image.width}x{image.height} {image.format}, {len(data) / 1024:.0f} KiB, "
-            f"{outcome.tiles or 'no'} tiles, {outcome.summary.count} detections {outcome.summary.by_class}"
+            f"  {name:<12}{row['coldMedianMs']:>11.0f}{row['coldP90Ms']:>9.0f}{row['coldMedianMs'] / base:>12.2f}"
+            f"{row['loadMedianMs']:>9.0f}{row['firstJobMedianMs']:>8.0f}{row['rssAfterFirstResultMb']:>8.0f}"
         )
-        print_table({stage: [getattr(t, stage) for t in samples] for stage in STAGES})
-    if first_job_ms is not None:
-        cold = import_ms + segmenter.load_ms + first_job_ms
-        print(f"\ncold start to first result (import + load + first job): {cold:.0f} ms")
+    figures["warm"] = warm(args.images or default_images(), args.runs, threads)
+    if args.memory:
+        figures["memory"] = memory()
+        figures["cost"] = cost(args.runs)
+    previous = json.loads(args.json.read_text()) if args.json.is_file() else {}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({**previous, **figures}, indent=2) + "\n")
+    print(f"\nfigures written to {args.json.relative_to(ROOT) if args.json.is_relative_to(ROOT) else args.json}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Local mode runs the function's code from the build context instead of the image, so it
 reads two things from the Dockerfile: the ``ENV`` variables the image sets (with paths
 the image ``COPY``s from the context translated to their local source), and the folders
-whose contents the image copies into ``${LAMBDA_TASK_ROOT}`` (the import roots).
+whose contents the image copies into ``${LAMBDA_TASK_ROOT}`` (the import roots). In a
+multi-stage Dockerfile only the last stage is the image.
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ def read_image_layout(dockerfile: Path, context: Path) -> ImageLayout:
     image_env: dict[str, str] = {}
     copies: list[tuple[PurePosixPath, Path]] = []  # (path in the image, local source)
     for keyword, rest in _instructions(dockerfile.read_text(encoding="utf-8")):
-        if keyword == "ENV":
+        if keyword == "FROM":  # a new stage: what earlier stages set is not in the image
+            env, image_env, copies = dict(BASE_IMAGE_ENV), {}, []
+        elif keyword == "ENV":
             words = shlex.split(rest)
             pairs = [w.split("=", 1) for w in words] if "=" in words[0] else [[words[0], " ".join(words[1:])]]
             for name, value in pairs:

@@ -7,7 +7,7 @@
    invokes to (1) and enforces presigned POST policies, and the Step Functions
    interpreter turned on (``POST /moto-api/config``);
 3. the template's secrets in moto, then one worker process per function (eagerly, in
-   the background: SegmentFunction's init imports torch), then its tables and buckets;
+   the background: SegmentFunction's init loads the model), then its tables and buckets;
 4. the state machines, the S3 -> EventBridge -> Step Functions dispatcher;
 5. the HTTP API in front of the functions' HttpApi routes.
 
@@ -130,7 +130,7 @@ class LocalRuntime:
             self._enable_state_machine_execution()
             provisioned = provision_secrets(self.stack, self.boto3_client)
             self.stack = self.stack.with_physical_ids(provisioned.physical_ids)
-            # Workers init (SegmentFunction imports torch) while moto creates the rest.
+            # Workers init (SegmentFunction loads its model) while moto creates the rest.
             self._start_functions()
             provision_storage(self.stack, self.boto3_client, provisioned)
             self._state_machines = provision_state_machines(self.stack, self.boto3_client)
@@ -219,7 +219,7 @@ class LocalRuntime:
         if unknown:
             raise ValueError(f"function_env names functions not in the template: {sorted(unknown)}")
         eager = set(functions) if self.eager is True else set() if self.eager is False else set(self.eager)
-        # Slowest init first (the image function imports torch).
+        # Slowest init first (the image function loads its model).
         for logical_id, config in sorted(functions.items(), key=lambda item: item[1].package_type != "Image"):
             spec = FunctionSpec.from_config(config)
             env = {**spec.environment, **self.function_env.get(logical_id, {})}

@@ -97,7 +97,6 @@ class TorchSegmenter:
                     max_det=params.max_detections,
                     retina_masks=params.retina_masks,
                     device="cpu",
-                    half=False,
                     save=False,
                     verbose=False,
                 )

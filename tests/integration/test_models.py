@@ -6,7 +6,7 @@ object is missing or does not match. Class names come from the model.
 Design (each local mode start costs seconds on a busy machine, so two starts in all):
 
 - ``custom_runtime`` (function scope: one test uses it, and it is stopped before the next
-  starts) is configured with ``s3://<jobs bucket>/models/<uuid>.pt`` and the right sha256.
+  starts) is configured with ``s3://<jobs bucket>/models/<uuid>.onnx`` and the right sha256.
   The jobs bucket's local name is deterministic, so the URI is known before the start; the
   model is uploaded after the start and before the first job, which works because the
   function fetches it lazily (checked: nothing is in the cache before the job).
@@ -29,7 +29,7 @@ from segjob import Client
 from segjob.webhooks import WebhookReceiver
 from segjob_core.models import EventType, Job, JobStatus, ResultDocument, WebhookEvent
 from segmentation.service import MODEL_CACHE_DIR
-from tests.support.models import build_seg_model, sha256_of
+from tests.support.models import build_seg_onnx, sha256_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -41,8 +41,8 @@ JOB_TIMEOUT = 120.0
 
 @pytest.fixture(scope="module")
 def fruit_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A -seg model whose classes are not the demo model's."""
-    return build_seg_model(tmp_path_factory.mktemp("fruit-model") / "fruit-seg.pt", FRUIT)
+    """A -seg model (its ONNX export) whose classes are not the demo model's."""
+    return build_seg_onnx(tmp_path_factory.mktemp("fruit-model") / "fruit-seg.onnx", FRUIT)
 
 
 def jobs_bucket(state_dir: Path) -> str:
@@ -58,7 +58,7 @@ def started(state_dir: Path, model_uri: str, model_sha256: str) -> LocalRuntime:
 @pytest.fixture
 def custom_runtime(tmp_path: Path, fruit_model: Path) -> Iterator[tuple[LocalRuntime, str]]:
     state_dir = tmp_path / "local-state"
-    key = f"models/{uuid.uuid4()}.pt"
+    key = f"models/{uuid.uuid4()}.onnx"
     runtime = started(state_dir, f"s3://{jobs_bucket(state_dir)}/{key}", sha256_of(fruit_model))
     try:
         yield runtime, key
@@ -69,7 +69,7 @@ def custom_runtime(tmp_path: Path, fruit_model: Path) -> Iterator[tuple[LocalRun
 @pytest.fixture(scope="module")
 def mismatch_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalRuntime, str]]:
     state_dir = tmp_path_factory.mktemp("local-state-mismatch")
-    key = f"models/{uuid.uuid4()}.pt"
+    key = f"models/{uuid.uuid4()}.onnx"
     runtime = started(state_dir, f"s3://{jobs_bucket(state_dir)}/{key}", "0" * 64)
     try:
         yield runtime, key

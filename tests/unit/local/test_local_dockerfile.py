@@ -42,6 +42,27 @@ def test_env_and_task_root_from_the_dockerfile(tmp_path: Path) -> None:
     assert layout.task_root_sources == (tmp_path / "shared", tmp_path / "fn")
 
 
+def test_only_the_last_stage_makes_the_image(tmp_path: Path) -> None:
+    (tmp_path / "fn" / "pkg").mkdir(parents=True)
+    dockerfile = tmp_path / "fn" / "Dockerfile"
+    dockerfile.write_text(
+        "ARG BASE_IMAGE=public.ecr.aws/lambda/python:3.12\n"
+        "FROM ${BASE_IMAGE} AS build\n"
+        "ENV BUILD_ONLY=1\n"
+        "COPY fn/requirements.txt fn/ca.pe[m] /opt/build/\n"
+        "COPY fn/pkg ${LAMBDA_TASK_ROOT}/stale\n"
+        "FROM ${BASE_IMAGE}\n"
+        "COPY --from=build /opt/packages ${LAMBDA_TASK_ROOT}\n"
+        "ENV MODE=final\n"
+        "COPY fn/pkg ${LAMBDA_TASK_ROOT}/pkg\n"
+    )
+
+    layout = read_image_layout(dockerfile, tmp_path)
+
+    assert layout.environment == {"MODE": "final"}
+    assert layout.task_root_sources == (tmp_path / "fn",)
+
+
 def test_template_image_function_runs_from_its_dockerfile_layout() -> None:
     stack = Stack(ROOT / "template.yaml")
     for config in stack.functions().values():
