@@ -71,7 +71,7 @@ test-integration: dev
 # run with the template's minimum memory, read-only, no network (tests/image/README.md).
 image-test: dev
 	bash tests/image/docker.sh
-	$(PY) -m pytest tests/image
+	$(PY) -m pytest tests/image -s
 
 lint: dev tools
 	$(VENV)/bin/ruff check .

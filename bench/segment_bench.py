@@ -55,17 +55,6 @@ MB_PER_VCPU = 1769  # Lambda gives a full vCPU at 1,769 MB and CPU in proportion
 MEMORY_SIZES = (1024, 1536, 2048, 3008, 4096, 10240)
 
 
-class MemoryStore:
-    def __init__(self) -> None:
-        self.objects: dict[tuple[str, str], bytes] = {}
-
-    def get_bytes(self, bucket: str, key: str) -> bytes:
-        return self.objects[(bucket, key)]
-
-    def put_bytes(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
-        self.objects[(bucket, key)] = body
-
-
 def rss_mb(field: str = "VmRSS") -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -81,14 +70,17 @@ class Contender:
 
     def __init__(self, name: str, threads: int, params: Any = None) -> None:
         from segjob_core.models import JobParams
+        from segmentation.service import MemoryStore
 
         self.name = name
         self.params = params or JobParams()
         self.store = MemoryStore()
-        if name == "project":
+        if name == "project":  # as the function's ModelProvider loads it
             from segmentation.runtime import Segmenter
+            from segmentation.service import warm_up
 
-            self.model: Any = Segmenter.load(MODEL, threads=threads)
+            self.model: Any = Segmenter.load(MODEL, threads=threads, warmup=False)
+            warm_up(self.model)
         elif name == "torch":
             from torch_segmenter import TorchSegmenter
 

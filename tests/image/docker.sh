@@ -71,6 +71,9 @@ if [ -x "$python312/bin/python3.12" ]; then
   "$python312/bin/python3.12" -m pip install -q --no-compile --target "$rootfs/var/lang/lib/python3.12/site-packages" pip
   ln -sf python3.12 "$rootfs/var/lang/bin/python"
   ln -sf python3.12 "$rootfs/var/lang/bin/python3"
+  rm -f "$rootfs"/var/lang/bin/pip*  # their #! names the build's own prefix
+  printf '#!/bin/sh\nexec /var/lang/bin/python3.12 -m pip "$@"\n' >"$rootfs/var/lang/bin/pip"
+  chmod 755 "$rootfs/var/lang/bin/pip"
   runtime_python=$python312/bin/python3.12
   execution_env=AWS_Lambda_python3.12
 else
