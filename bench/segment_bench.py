@@ -206,11 +206,16 @@ def scene(width: int, height: int, fmt: str) -> Path:
     path = CACHE / f"scene-{width}x{height}.{fmt}"
     if not path.is_file():
         import cv2
+        import numpy as np
         from synth import make_scene
 
         CACHE.mkdir(parents=True, exist_ok=True)
         pixels, _ = make_scene(1, (height, width), max(4, width * height // 400_000))
         options = [cv2.IMWRITE_JPEG_QUALITY, 90] if fmt == "jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
+        if fmt == "alpha.png":  # a transparent margin around the picture: the alpha blend path
+            alpha = np.zeros(pixels.shape[:2], np.uint8)
+            alpha[height // 10 : -height // 10, width // 10 : -width // 10] = 255
+            pixels = np.dstack([pixels, alpha])
         cv2.imwrite(str(path), pixels, options)
     return path
 
@@ -264,6 +269,7 @@ MEMORY_CASES = [  # (label, width, height, format, params)
     ("12 MP PNG", 4000, 3000, "png", {}),
     ("50 MP JPEG", 8660, 5773, "jpg", {}),
     ("50 MP PNG", 8660, 5773, "png", {}),
+    ("50 MP PNG with alpha", 8660, 5773, "alpha.png", {}),
     ("50 MP JPEG, retinaMasks", 8660, 5773, "jpg", {"retinaMasks": True}),
     ("12 MP JPEG, tiles 640", 4000, 3000, "jpg", {"tileSize": 640}),
     ("50 MP PNG, tiles 640", 8660, 5773, "png", {"tileSize": 640}),

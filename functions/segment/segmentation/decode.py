@@ -29,6 +29,7 @@ DEFAULT_IMGSZ = 640
 # max(2 * imgsz, this): plenty for the model and for a readable annotated image.
 MIN_DECODED_SIDE = 1280
 EXIF_ORIENTATION = 0x0112
+ALPHA_BAND_ROWS = 256  # rows blended at a time: small float temporaries
 # Pillow's own Image.open. Importing Ultralytics (the parity tests and the benchmark do, in
 # the same process) replaces Image.open with a wrapper that meets bytes Pillow cannot
 # identify by importing pi_heif: ModuleNotFoundError instead of UnidentifiedImageError
@@ -102,7 +103,9 @@ def decode_image(
             image.draft("RGB", (max(1, round(image.width * factor)), max(1, round(image.height * factor))))
         image.load()
         if orientation != 1:
-            image = ImageOps.exif_transpose(image)
+            transposed = ImageOps.exif_transpose(image)
+            image.close()
+            image = transposed
         pixels = _to_bgr(image)
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # Pillow raises OSError("image file is truncated ...") for cut-off data.
@@ -111,19 +114,41 @@ def decode_image(
 
 
 def _to_bgr(image: Image.Image) -> np.ndarray:
+    """The image as a BGR uint8 array; `image` is closed as soon as its pixels are copied out.
+
+    Memory matters here (a 50 MP frame is 150 MB at 8 bits and 3 channels): at most one
+    array the size of the source and one of the result exist at a time, and the alpha blend
+    runs in bands of rows, so a job's peak stays a few frames, whatever the mode."""
     mode = image.mode
     if mode in ("I", "F") or mode.startswith("I;16"):  # 16-bit or float TIFF/PNG: scale to 8 bits
-        values = np.asarray(image, dtype=np.float32)
+        values = _pixels_of(image)
         top = 65535.0 if mode.startswith("I;16") else max(float(values.max()), 1.0)
-        grey = np.clip(values * (255.0 / top), 0, 255).astype(np.uint8)
+        grey = cv2.convertScaleAbs(values, alpha=255.0 / top)
+        del values
         return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
         # Transparent pixels become white, as most viewers show them, not black.
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, rgba)
-    if image.mode != "RGB":
-        image = image.convert("RGB")
-    return cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR)
+        if mode != "RGBA":
+            converted = image.convert("RGBA")
+            image.close()
+            image = converted
+        rgba = _pixels_of(image)
+        bgr = cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGR)
+        for top in range(0, len(bgr), ALPHA_BAND_ROWS):
+            band = slice(top, top + ALPHA_BAND_ROWS)
+            alpha = rgba[band, :, 3:4].astype(np.float32) * (1 / 255)
+            blended = bgr[band] * alpha + 255.0 * (1.0 - alpha)
+            bgr[band] = np.rint(blended).astype(np.uint8)
+        return bgr
+    if mode != "RGB":
+        converted = image.convert("RGB")
+        image.close()
+        image = converted
+    return cv2.cvtColor(_pixels_of(image), cv2.COLOR_RGB2BGR)
 
 
+def _pixels_of(image: Image.Image) -> np.ndarray:
+    """A (read-only) array of the image's pixels; the image itself is closed (its memory freed)."""
+    pixels = np.asarray(image)
+    image.close()
+    return pixels

@@ -155,6 +155,7 @@ def segment_image(
         image = decode_image(
             data, max_pixels=max_image_pixels, reduce_to=decoded_side_for(params), full_above=params.tile_size
         )
+        del data  # the upload's bytes: not needed once decoded (a large PNG is tens of MB)
     height, width = image.pixels.shape[:2]
     tiles = tile_grid(width, height, params.tile_size, params.tile_overlap) if params.tile_size else []
     tiled = len(tiles) > 1  # an image that fits one tile runs as without tiling
