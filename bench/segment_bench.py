@@ -131,7 +131,9 @@ def baseline_job(model: Any, data: bytes) -> int:
     polygons = result.masks.xy if result.masks is not None else []
     detections = [
         {"class": int(c), "confidence": float(p), "bbox": b.tolist(), "polygon": poly.tolist()}
-        for c, p, b, poly in zip(result.boxes.cls, result.boxes.conf, result.boxes.xyxy, polygons, strict=False)
+        for c, p, b, poly in zip(
+            result.boxes.cls, result.boxes.conf, result.boxes.xyxy, polygons, strict=False
+        )
     ]
     return len(detections)
 
@@ -163,7 +165,16 @@ def child(args: argparse.Namespace) -> None:
 
 def spawn(contender: str, image: Path, *, threads: int = 0, cpus: int = 0, **extra: Any) -> dict[str, Any]:
     """Run `child` in a new interpreter; wall time from start to its report is the cold start."""
-    command = [sys.executable, __file__, "--child", contender, "--image", str(image), "--threads", str(threads)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        contender,
+        "--image",
+        str(image),
+        "--threads",
+        str(threads),
+    ]
     command += ["--cpus", str(cpus)]
     if extra.get("params"):
         command += ["--params", json.dumps(extra["params"])]
@@ -258,7 +269,8 @@ def warm(images: list[Path], runs: int, threads: int) -> dict[str, Any]:
             for name in CONTENDERS
         }
         results[image.name]["projectStages"] = {
-            stage: round(statistics.median(s.get(stage, 0.0) for s in samples["project"]), 2) for stage in STAGES
+            stage: round(statistics.median(s.get(stage, 0.0) for s in samples["project"]), 2)
+            for stage in STAGES
         }
     return results
 
@@ -329,7 +341,9 @@ def cost(runs: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=20, help="warm runs per image and contender")
     parser.add_argument("--cold-runs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="0: one per vCPU")
@@ -353,7 +367,9 @@ def main() -> None:
     figures["coldStart"] = cold_start(args.cold_runs)
     print("\ncold start: process start to first result (shapes-1.jpg), fresh processes, page cache warm")
     base = figures["coldStart"]["baseline"]["coldMedianMs"]
-    print(f"  {'contender':<12}{'median ms':>11}{'p90 ms':>9}{'x baseline':>12}{'load ms':>9}{'job ms':>8}{'RSS MB':>8}")
+    print(
+        f"  {'contender':<12}{'median ms':>11}{'p90 ms':>9}{'x baseline':>12}{'load ms':>9}{'job ms':>8}{'RSS MB':>8}"
+    )
     for name, row in figures["coldStart"].items():
         print(
             f"  {name:<12}{row['coldMedianMs']:>11.0f}{row['coldP90Ms']:>9.0f}{row['coldMedianMs'] / base:>12.2f}"
@@ -366,7 +382,9 @@ def main() -> None:
     previous = json.loads(args.json.read_text()) if args.json.is_file() else {}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({**previous, **figures}, indent=2) + "\n")
-    print(f"\nfigures written to {args.json.relative_to(ROOT) if args.json.is_relative_to(ROOT) else args.json}")
+    print(
+        f"\nfigures written to {args.json.relative_to(ROOT) if args.json.is_relative_to(ROOT) else args.json}"
+    )
 
 
 if __name__ == "__main__":

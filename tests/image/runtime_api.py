@@ -116,7 +116,9 @@ def runtime_api(invocation: Invocation) -> ThreadingHTTPServer:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--image", type=Path, required=True)
     parser.add_argument("--report", type=Path, required=True)
     parser.add_argument("--params", default="{}", help="the job's params (JSON)")
@@ -127,7 +129,11 @@ def main() -> None:
     moto.start()
     endpoint = f"http://127.0.0.1:{S3_PORT}"
     s3 = boto3.client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
     )
     s3.create_bucket(Bucket=BUCKET)
     job_id = f"job_{uuid.uuid4().hex}"
@@ -144,7 +150,10 @@ def main() -> None:
         event, "arn:aws:lambda:us-east-1:123456789012:function:SegmentFunction", args.timeout
     )
     api = runtime_api(invocation)
-    print(json.dumps({"runtimeApi": f"127.0.0.1:{API_PORT}", "s3": endpoint, "readyAt": time.time()}), flush=True)
+    print(
+        json.dumps({"runtimeApi": f"127.0.0.1:{API_PORT}", "s3": endpoint, "readyAt": time.time()}),
+        flush=True,
+    )
 
     answered = invocation.answered.wait(args.timeout)
     report: dict[str, Any] = {

@@ -73,12 +73,16 @@ def report() -> Iterator[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def built(report: dict[str, Any]) -> str:
-    assert Path(DOCKER).is_file(), "Docker is not installed: `make image-test` runs tests/image/docker.sh first"
+    assert Path(DOCKER).is_file(), (
+        "Docker is not installed: `make image-test` runs tests/image/docker.sh first"
+    )
     docker("image", "inspect", BASE_IMAGE)  # made by tests/image/docker.sh
     context = WORK / "context"
     shutil.rmtree(context, ignore_errors=True)
     shutil.copytree(
-        ROOT / "functions", context, ignore=shutil.ignore_patterns("__pycache__", ".mypy_cache", "build-ca.pem")
+        ROOT / "functions",
+        context,
+        ignore=shutil.ignore_patterns("__pycache__", ".mypy_cache", "build-ca.pem"),
     )
     bundle = next((path for path in CA_BUNDLES if Path(path).is_file()), None)
     if bundle:
@@ -96,7 +100,9 @@ def built(report: dict[str, Any]) -> str:
 
 
 def run_python(image: str, code: str) -> str:
-    return docker("run", "--rm", "--network", "none", "--entrypoint", "python", image, "-c", code).stdout.strip()
+    return docker(
+        "run", "--rm", "--network", "none", "--entrypoint", "python", image, "-c", code
+    ).stdout.strip()
 
 
 def test_the_image_holds_the_runtime_only(built: str, report: dict[str, Any]) -> None:
@@ -123,7 +129,9 @@ def test_the_image_holds_the_runtime_only(built: str, report: dict[str, Any]) ->
 def network_namespace() -> Iterator[tuple[str, int]]:
     """A container that only holds a network namespace with loopback (no interface, no route)."""
     name = f"segjob-image-test-net-{uuid.uuid4().hex[:8]}"
-    docker("run", "-d", "--rm", "--network", "none", "--name", name, "--entrypoint", "sleep", BASE_IMAGE, "600")
+    docker(
+        "run", "-d", "--rm", "--network", "none", "--name", name, "--entrypoint", "sleep", BASE_IMAGE, "600"
+    )
     try:
         yield name, int(docker("inspect", "-f", "{{.State.Pid}}", name).stdout)
     finally:

@@ -61,7 +61,9 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def build_seg_onnx(path: Path, classes: Mapping[int, str], *, dynamic: bool = True, imgsz: int | None = None) -> Path:
+def build_seg_onnx(
+    path: Path, classes: Mapping[int, str], *, dynamic: bool = True, imgsz: int | None = None
+) -> Path:
     """``build_seg_model`` at ``path`` with a .pt suffix, exported to ``path`` (a ``.onnx`` file)."""
     from export import export  # training/export.py
 

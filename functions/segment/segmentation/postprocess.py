@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -71,9 +71,8 @@ def class_aware_nms(
         return np.zeros(0, np.int64)
     xywh = np.asarray(boxes, np.float64).copy()
     xywh[:, 2:] -= xywh[:, :2]
-    kept = cv2.dnn.NMSBoxesBatched(
-        xywh, np.asarray(confidences, np.float32), np.asarray(class_ids, np.int32), -1.0, float(iou)
-    )
+    nms: Any = cv2.dnn.NMSBoxesBatched  # its stubs name sequences; it takes arrays natively
+    kept = nms(xywh, np.asarray(confidences, np.float32), np.asarray(class_ids, np.int32), -1.0, float(iou))
     return np.asarray(kept, np.int64).reshape(-1)[:limit]
 
 
@@ -186,7 +185,7 @@ def outline(mask: np.ndarray) -> np.ndarray:
     pieces = [c.reshape(-1, 2).astype(np.float32) - 1 for c in contours]
     if len(pieces) == 1:
         return pieces[0]
-    pieces.sort(key=lambda p: cv2.contourArea(p), reverse=True)
+    pieces.sort(key=cv2.contourArea, reverse=True)
     anchor = pieces[0][0]
     path = [pieces[0], anchor[None]]
     for piece in pieces[1:]:
@@ -214,7 +213,9 @@ def to_prediction(
     keep, polygons = [], []
     for i in range(len(candidates.boxes)):
         if retina_masks:
-            mask, origin = mask_in_box(logits[i], frame_boxes[i], letterbox.frame_size, retina_step, retina_offset)
+            mask, origin = mask_in_box(
+                logits[i], frame_boxes[i], letterbox.frame_size, retina_step, retina_offset
+            )
             polygon = letterbox.clip(outline(mask) + np.array(origin, np.float32))
         else:
             mask, origin = mask_in_box(

@@ -80,7 +80,9 @@ class Letterbox:
     top: int
 
     @classmethod
-    def plan(cls, frame_size: tuple[int, int], target: tuple[int, int], *, stride: int, rect: bool) -> Letterbox:
+    def plan(
+        cls, frame_size: tuple[int, int], target: tuple[int, int], *, stride: int, rect: bool
+    ) -> Letterbox:
         """Fit a (w, h) frame into a (w, h) target; with `rect` the padding is only what makes
         each side a multiple of `stride` (a rectangular input, fewer pixels to infer)."""
         width, height = frame_size

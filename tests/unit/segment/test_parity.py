@@ -111,7 +111,10 @@ def test_the_committed_export_is_of_the_committed_checkpoint() -> None:
 def sample_images() -> list[Path]:
     import ultralytics
 
-    return [*sorted((ROOT / "samples").glob("*.jpg")), Path(ultralytics.__file__).parent / "assets" / "bus.jpg"]
+    return [
+        *sorted((ROOT / "samples").glob("*.jpg")),
+        Path(ultralytics.__file__).parent / "assets" / "bus.jpg",
+    ]
 
 
 @pytest.mark.parametrize("image", sample_images(), ids=lambda p: p.name)
@@ -169,9 +172,9 @@ def mask_ap50(segmenter, images: list[tuple[bytes, list]]) -> float:
             correct.append([hit])
             confidences.append(detection.confidence)
             predicted.append(detection.class_id)
-    ap = ap_per_class(
-        np.array(correct, bool), np.array(confidences), np.array(predicted), np.array(truth)
-    )[5]  # (classes, 1): AP at IoU 0.5
+    ap = ap_per_class(np.array(correct, bool), np.array(confidences), np.array(predicted), np.array(truth))[
+        5
+    ]  # (classes, 1): AP at IoU 0.5
     return float(ap[:, 0].mean())
 
 

@@ -79,7 +79,9 @@ def test_a_pytorch_checkpoint_is_unavailable_naming_the_export_command(
     assert f"yolo export model={name} format=onnx dynamic=True" in message
 
 
-def test_an_onnx_file_without_ultralytics_metadata_is_unavailable(tmp_path: Path, tiny_model_path: Path) -> None:
+def test_an_onnx_file_without_ultralytics_metadata_is_unavailable(
+    tmp_path: Path, tiny_model_path: Path
+) -> None:
     import onnx
 
     graph = onnx.load(str(tiny_model_path))
@@ -111,7 +113,9 @@ def static_segmenter(tmp_path_factory: pytest.TempPathFactory) -> Segmenter:
     """An export with Ultralytics' defaults: static batch 1 at 320x320."""
     from tests.support.models import build_seg_onnx
 
-    path = build_seg_onnx(tmp_path_factory.mktemp("static") / "static-seg.onnx", TEST_CLASSES, dynamic=False, imgsz=320)
+    path = build_seg_onnx(
+        tmp_path_factory.mktemp("static") / "static-seg.onnx", TEST_CLASSES, dynamic=False, imgsz=320
+    )
     return Segmenter.load(path, threads=1)
 
 
