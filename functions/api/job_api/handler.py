@@ -40,7 +40,10 @@ from segjob_core.models import (
     ErrorResponse,
     Job,
     JobList,
+    RotateWebhookSecretRequest,
+    WebhookSecret,
 )
+from segjob_core.signing_store import RotationConflict, SigningSecrets, SigningSettings
 
 logger = Logger()
 tracer = Tracer()
@@ -143,6 +146,37 @@ def cancel_job(jobId: str) -> Response[Job]:
     return json_response(HTTPStatus.OK, job)
 
 
+@functools.cache
+def signing_secrets() -> SigningSecrets:
+    return SigningSecrets.from_settings(SigningSettings.from_env())
+
+
+def secret_response(secret: WebhookSecret) -> Response[WebhookSecret]:
+    """A caller's secret: never stored by a cache on the way."""
+    return Response(HTTPStatus.OK, "application/json", secret, headers={"Cache-Control": "no-store"})
+
+
+@app.get("/webhook-secret", summary="Your webhook signing secret", responses=_responses(200, WebhookSecret))
+@tracer.capture_method(capture_response=False)
+def get_webhook_secret() -> Response[WebhookSecret]:
+    return secret_response(signing_secrets().current(caller()))
+
+
+@app.post(
+    "/webhook-secret/rotate",
+    summary="Replace your webhook signing secret (the old one keeps signing during the overlap)",
+    responses=_responses(200, WebhookSecret, 409, 415),
+)
+@tracer.capture_method(capture_response=False)
+def rotate_webhook_secret(
+    request: Annotated[RotateWebhookSecretRequest | None, Body()] = None,
+) -> Response[WebhookSecret]:
+    overlap = (request or RotateWebhookSecretRequest()).overlap_seconds
+    secret = signing_secrets().rotate(caller(), overlap)
+    metrics.add_metric(name="WebhookSecretRotated", unit=MetricUnit.Count, value=1)
+    return secret_response(secret)
+
+
 class Unauthenticated(Exception):
     """The request reached the function without an IAM caller (auth misconfigured)."""
 
@@ -198,6 +232,11 @@ def _conflict(exc: JobStateConflict) -> Response:
     return error_response(HTTPStatus.CONFLICT, "JobStateConflict", str(exc))
 
 
+@app.exception_handler(RotationConflict)
+def _rotation_conflict(exc: RotationConflict) -> Response:
+    return error_response(HTTPStatus.CONFLICT, "RotationConflict", f"{exc}; retry")
+
+
 @app.exception_handler(Unauthenticated)
 def _unauthenticated(exc: Unauthenticated) -> Response:
     return error_response(HTTPStatus.FORBIDDEN, "Unauthenticated", "the request carries no IAM identity")
@@ -235,7 +274,7 @@ def _raw_error(status: HTTPStatus, code: str, message: str) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)  # responses hold presigned URLs and secrets
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return unreadable_body(event) or app.resolve(event, context)
