@@ -7,6 +7,7 @@ handlers below); every error body is ``{"error": {"code", "message"}}``.
 import base64
 import binascii
 import functools
+import json
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -151,6 +152,9 @@ def signing_secrets() -> SigningSecrets:
     return SigningSecrets.from_settings(SigningSettings.from_env())
 
 
+DEFAULT_ROTATION = RotateWebhookSecretRequest()  # without a body: a day of overlap
+
+
 def secret_response(secret: WebhookSecret) -> Response[WebhookSecret]:
     """A caller's secret: never stored by a cache on the way."""
     return Response(HTTPStatus.OK, "application/json", secret, headers={"Cache-Control": "no-store"})
@@ -169,10 +173,9 @@ def get_webhook_secret() -> Response[WebhookSecret]:
 )
 @tracer.capture_method(capture_response=False)
 def rotate_webhook_secret(
-    request: Annotated[RotateWebhookSecretRequest | None, Body()] = None,
+    request: Annotated[RotateWebhookSecretRequest, Body()] = DEFAULT_ROTATION,
 ) -> Response[WebhookSecret]:
-    overlap = (request or RotateWebhookSecretRequest()).overlap_seconds
-    secret = signing_secrets().rotate(caller(), overlap)
+    secret = signing_secrets().rotate(caller(), request.overlap_seconds)
     metrics.add_metric(name="WebhookSecretRotated", unit=MetricUnit.Count, value=1)
     return secret_response(secret)
 
@@ -261,9 +264,15 @@ def unreadable_body(event: dict[str, Any]) -> dict[str, Any] | None:
         return _raw_error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", message)
     try:
         raw = base64.b64decode(body, validate=True) if event.get("isBase64Encoded") else body.encode()
-        raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         return _raw_error(HTTPStatus.BAD_REQUEST, "InvalidRequest", "the body is not UTF-8 encoded JSON")
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return None  # the resolver's validation names the JSON error
+    if not isinstance(parsed, dict):  # Powertools would validate a list's first element
+        return _raw_error(HTTPStatus.BAD_REQUEST, "InvalidRequest", "the body must be a JSON object")
     return None
 
 

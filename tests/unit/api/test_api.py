@@ -322,3 +322,15 @@ def test_rotation_overlap_is_validated(api, body: Any) -> None:
 
     assert status == 400 and answer["error"]["code"] == "InvalidRequest"
     assert call(api, "GET", "/webhook-secret")[1]["generation"] == 1  # nothing rotated
+
+
+@pytest.mark.parametrize("path", ["/jobs", "/webhook-secret/rotate"])
+@pytest.mark.parametrize("body", [[{}], [None, None], "null", 3])
+def test_a_json_body_that_is_not_an_object_is_400(api, path: str, body: Any) -> None:
+    # Powertools would take a list's first element as the body
+    status, answer = call(api, "POST", path, body if isinstance(body, str) else json.dumps(body))
+
+    assert status == 400 and answer["error"] == {
+        "code": "InvalidRequest",
+        "message": "the body must be a JSON object",
+    }

@@ -156,20 +156,25 @@ def test_another_callers_secret_does_not_verify(
             Webhook(other).verify(request.body, request.headers)
 
 
-def test_during_a_rotation_overlap_both_secrets_verify(
-    notify_fn, notify_env, notify_event, receiver, master_key, aws, lambda_context
-):
-    # GIVEN the owner rotated to generation 2, the previous secret overlapping for an hour
+def rotated_to_generation_2(table: Any, ago: timedelta, overlap_left: timedelta) -> None:
+    """The owner's row as the API writes it after a rotation ``ago``, its overlap ending in ``overlap_left``."""
     now = utc_now()
-    aws.state_table.put_item(
+    table.put_item(
         Item={
             "owner": OWNER,
             "generation": 2,
             "createdAt": iso(now - timedelta(days=3)),
-            "rotatedAt": iso(now),
-            "previousExpiresAt": iso(now + timedelta(hours=1)),
+            "rotatedAt": iso(now - ago),
+            "previousExpiresAt": iso(now + overlap_left),
         }
     )
+
+
+def test_during_a_rotation_overlap_both_secrets_verify(
+    notify_fn, notify_env, notify_event, receiver, master_key, aws, lambda_context
+):
+    # GIVEN the owner rotated to generation 2, the previous secret overlapping for an hour
+    rotated_to_generation_2(aws.state_table, ago=timedelta(0), overlap_left=timedelta(hours=1))
 
     # WHEN an event is delivered
     notify_fn.app.lambda_handler(notify_event("notify_succeeded", receiver.url), lambda_context)
@@ -188,16 +193,7 @@ def test_after_the_overlap_only_the_new_secret_verifies(
 ):
     # GIVEN a rotation whose overlap has ended (a warm container: the change applies at once)
     notify_fn.app.lambda_handler(notify_event("notify_succeeded", receiver.url), lambda_context)
-    now = utc_now()
-    aws.state_table.put_item(
-        Item={
-            "owner": OWNER,
-            "generation": 2,
-            "createdAt": iso(now - timedelta(days=3)),
-            "rotatedAt": iso(now - timedelta(days=1)),
-            "previousExpiresAt": iso(now - timedelta(seconds=1)),
-        }
-    )
+    rotated_to_generation_2(aws.state_table, ago=timedelta(days=1), overlap_left=timedelta(seconds=-1))
 
     notify_fn.app.lambda_handler(notify_event("notify_succeeded", receiver.url), lambda_context)
 
