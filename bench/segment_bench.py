@@ -52,7 +52,7 @@ MAX_PIXELS = 50_000_000
 GB_SECOND_USD = 0.0000166667
 REQUEST_USD = 0.20 / 1_000_000
 MB_PER_VCPU = 1769  # Lambda gives a full vCPU at 1,769 MB and CPU in proportion to memory
-MEMORY_SIZES = (1024, 1536, 2048, 3008, 4096, 10240)
+MEMORY_SIZES = (1024, 1536, 1769, 2048, 3008, 3538, 10240)
 
 
 def rss_mb(field: str = "VmRSS") -> float:
@@ -181,11 +181,13 @@ def spawn(contender: str, image: Path, *, threads: int = 0, cpus: int = 0, **ext
     if extra.get("warm_runs"):
         command += ["--warm-runs", str(extra["warm_runs"])]
     started = time.perf_counter()
-    completed = subprocess.run(command, capture_output=True, text=True, check=False, timeout=900)
-    wall = (time.perf_counter() - started) * 1000
-    if completed.returncode != 0:
-        raise RuntimeError(f"{contender} on {image.name} failed:\n{completed.stderr[-2000:]}")
-    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        line = process.stdout.readline() if process.stdout else ""  # the report: the first result is done
+        wall = (time.perf_counter() - started) * 1000  # not counting the interpreter's exit
+        _, errors = process.communicate(timeout=900)
+    if process.returncode != 0 or not line:
+        raise RuntimeError(f"{contender} on {image.name} failed:\n{errors[-2000:]}")
+    report = json.loads(line)
     report["coldMs"] = wall
     return report
 

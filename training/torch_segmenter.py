@@ -27,10 +27,9 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "0")
 os.environ.setdefault("YOLO_VERBOSE", "0")
 
-from segjob_core.errors import InvalidParams  # noqa: E402
 from segjob_core.models import JobParams, ModelInfo  # noqa: E402
 from segmentation.postprocess import Prediction  # noqa: E402
-from segmentation.runtime import BATCH_PIXELS, MAX_BATCH  # noqa: E402
+from segmentation.runtime import check_classes, frames_per_batch  # noqa: E402
 
 BACKEND = "torch"
 
@@ -75,13 +74,10 @@ class TorchSegmenter:
         return segmenter
 
     def check_params(self, params: JobParams) -> None:
-        unknown = sorted(set(params.classes or ()) - set(self.names))
-        if unknown:
-            raise InvalidParams(f"classes {unknown} are not classes of model {self.info.name}")
+        check_classes(params, self.info)
 
     def batch_size(self, params: JobParams) -> int:
-        imgsz = params.imgsz or self.info.imgsz or 640
-        return max(1, min(MAX_BATCH, BATCH_PIXELS // imgsz**2))
+        return frames_per_batch(params.imgsz or self.info.imgsz or 640)
 
     def infer_many(self, frames: Sequence[np.ndarray], params: JobParams) -> list[Any]:
         import torch

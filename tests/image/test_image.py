@@ -138,16 +138,53 @@ def network_namespace() -> Iterator[tuple[str, int]]:
         docker("rm", "-f", name, check=False)
 
 
+def largest_permitted_png() -> Path:
+    """A PNG of MaxImagePixels (50 MP, 8660x5773) under MaxUploadBytes: shapes on a gradient."""
+    import cv2
+    import numpy as np
+
+    path = WORK / "largest-permitted.png"
+    if not path.is_file():
+        width, height = 8660, 5773
+        ramp = np.linspace(60, 200, width, dtype=np.float32)
+        pixels = np.repeat(np.stack([ramp, ramp[::-1], np.full(width, 128.0)], axis=1)[None], height, axis=0)
+        pixels = pixels.astype(np.uint8)
+        rng = np.random.default_rng(5)
+        for _ in range(80):
+            x, y, r = (
+                int(rng.integers(100, width - 100)),
+                int(rng.integers(100, height - 100)),
+                int(rng.integers(30, 90)),
+            )
+            colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+            if rng.random() < 0.5:
+                cv2.circle(pixels, (x, y), r, colour, -1)
+            else:
+                cv2.rectangle(pixels, (x - r, y - r), (x + r, y + r // 2), colour, -1)
+        cv2.imwrite(str(path), pixels, [cv2.IMWRITE_PNG_COMPRESSION, 6])
+    return path
+
+
+JOBS = {  # (image, params, annotated.jpg shape)
+    "sample": (SAMPLE, {}, [640, 960, 3]),
+    "50MP-png-tiled": (None, {"tileSize": 640}, [5773, 8660, 3]),
+}
+
+
+@pytest.mark.parametrize("job", JOBS, ids=list(JOBS))
 def test_the_handler_runs_in_the_image_read_only_at_the_minimum_memory(
-    built: str, network_namespace: tuple[str, int], report: dict[str, Any], tmp_path: Path
+    built: str, network_namespace: tuple[str, int], report: dict[str, Any], tmp_path: Path, job: str
 ) -> None:
+    image, params, annotated_shape = JOBS[job]
+    image = image or largest_permitted_png()
+    assert image.stat().st_size <= int(Stack(ROOT / "template.yaml").parameters["MaxUploadBytes"])
     # GIVEN local mode's S3 with an uploaded image, and a Runtime API with its job, on the
     # loopback of a network namespace that the function's container will share
     name, pid = network_namespace
     job_report = tmp_path / "job.json"
     driver = subprocess.Popen(
         ["nsenter", f"--net=/proc/{pid}/ns/net", sys.executable, str(ROOT / "tests" / "image" / "runtime_api.py"),
-         "--image", str(SAMPLE), "--report", str(job_report), "--timeout", "240"],
+         "--image", str(image), "--report", str(job_report), "--timeout", "600", "--params", json.dumps(params)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )  # fmt: skip
     function = f"segjob-image-test-fn-{uuid.uuid4().hex[:8]}"
@@ -184,7 +221,7 @@ def test_the_handler_runs_in_the_image_read_only_at_the_minimum_memory(
             check=False,
         ).stdout.strip()  # fmt: skip
         logs = docker("logs", function, check=False)
-        (WORK / "function.log").write_text(logs.stdout + logs.stderr)
+        (WORK / f"function-{job}.log").write_text(logs.stdout + logs.stderr)
         state = json.loads(docker("inspect", "-f", "{{json .State}}", function).stdout)
         limit = int(docker("inspect", "-f", "{{.HostConfig.Memory}}", function).stdout)
         assert done, driver.stderr.read()[-3000:]
@@ -199,20 +236,21 @@ def test_the_handler_runs_in_the_image_read_only_at_the_minimum_memory(
 
     # THEN it answered with the outcome, and wrote result.json and annotated.jpg
     assert job_report.is_file()
-    job = json.loads(job_report.read_text())
-    assert job["outcome"] == "response", (job["body"], logs.stdout[-3000:], logs.stderr[-3000:])
+    answer = json.loads(job_report.read_text())
+    assert answer["outcome"] == "response", (answer["body"], logs.stdout[-3000:], logs.stderr[-3000:])
     assert not state["OOMKilled"] and limit == memory * 2**20
-    outcome = SegmentOutcome.model_validate(job["body"])
+    outcome = SegmentOutcome.model_validate(answer["body"])
     assert outcome.summary.count > 0 and outcome.model.backend == "onnxruntime"
     assert outcome.timings.total > 0 and outcome.timings.inference > 0
-    document = ResultDocument.model_validate(job["objects"]["result.json"]["document"])
+    document = ResultDocument.model_validate(answer["objects"]["result.json"]["document"])
     assert document.timings == outcome.timings and document.detections
-    assert job["objects"]["annotated.jpg"]["contentType"] == "image/jpeg"
-    assert job["objects"]["annotated.jpg"]["shape"] == [640, 960, 3]
-    report.update(
-        memoryLimitMb=memory,
-        containerStartToInitDoneMs=round((job["firstPollAt"] - started) * 1000),
-        containerStartToResultMs=round((job["answeredAt"] - started) * 1000),
+    assert answer["objects"]["annotated.jpg"]["contentType"] == "image/jpeg"
+    assert answer["objects"]["annotated.jpg"]["shape"] == annotated_shape
+    report["memoryLimitMb"] = memory
+    report[job] = dict(
+        containerStartToInitDoneMs=round((answer["firstPollAt"] - started) * 1000),
+        containerStartToResultMs=round((answer["answeredAt"] - started) * 1000),
+        imageBytes=image.stat().st_size,
         peakMemoryMb=round(int(peak) / 2**20) if peak.isdigit() else None,
         detections=outcome.summary.count,
         timingsMs=outcome.timings.to_json_dict(),

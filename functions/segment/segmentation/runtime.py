@@ -175,6 +175,18 @@ def session_options(threads: int) -> ort.SessionOptions:
     return options
 
 
+def check_classes(params: JobParams, info: ModelInfo) -> None:
+    """InvalidParams when a job asks for class ids the model does not have."""
+    unknown = sorted(set(params.classes or ()) - set(info.classes))
+    if unknown:
+        raise InvalidParams(f"classes {unknown} are not classes of model {info.name}: {info.classes}")
+
+
+def frames_per_batch(imgsz: int, limit: int = MAX_BATCH) -> int:
+    """At most `limit` frames, and at most the pixels of MAX_BATCH frames of 640 px."""
+    return max(1, min(limit, BATCH_PIXELS // imgsz**2))
+
+
 class Segmenter:
     """A YOLO -seg ONNX model, loaded once and ready for inference."""
 
@@ -241,9 +253,7 @@ class Segmenter:
         return segmenter
 
     def check_params(self, params: JobParams) -> None:
-        unknown = sorted(set(params.classes or ()) - set(self.names))
-        if unknown:
-            raise InvalidParams(f"classes {unknown} are not classes of model {self.info.name}: {self.names}")
+        check_classes(params, self.info)
         if self._fixed_size and params.imgsz not in (None, max(self._fixed_size)):
             raise InvalidParams(
                 f"model {self.info.name} was exported for {self._fixed_size[0]}x{self._fixed_size[1]} inputs "
@@ -252,8 +262,9 @@ class Segmenter:
 
     def batch_size(self, params: JobParams) -> int:
         """Frames per forward pass of `infer_many`."""
-        imgsz = params.imgsz or self.info.imgsz or DEFAULT_IMGSZ
-        return max(1, min(self._fixed_batch or MAX_BATCH, BATCH_PIXELS // imgsz**2))
+        return frames_per_batch(
+            params.imgsz or self.info.imgsz or DEFAULT_IMGSZ, self._fixed_batch or MAX_BATCH
+        )
 
     def letterbox(self, frame: np.ndarray, params: JobParams) -> Letterbox:
         size = (frame.shape[1], frame.shape[0])
