@@ -64,7 +64,7 @@ finds something, with no download. It is not a general-purpose model: use your o
 |---|---|
 | file | `functions/segment/model/shapes-seg.pt` ({size_mb:.1f} MB, weights only) |
 | sha256 | `{sha}` |
-| architecture | YOLOv8n-seg (`yolov8n-seg.yaml`), {nc} classes |
+{onnx_row}| architecture | YOLOv8n-seg (`yolov8n-seg.yaml`), {nc} classes |
 | classes | {classes} |
 | training image size | {train_imgsz}: recorded in the checkpoint; a job without `params.imgsz` runs at it (always passed explicitly) |
 | trained | {epochs} epochs in {runs} run(s), {hours:.2f} h on {cpus} CPU cores, batch {batch}, {train_images} images |
@@ -97,6 +97,14 @@ Runs (from `training_log.json`):
 """
 
 
+def onnx_row(weights: Path) -> str:
+    """The card's row of the ONNX export the function runs (written by training/export.py)."""
+    from export import card_row
+
+    record = weights.with_suffix(".export.json")
+    return card_row(json.loads(record.read_text())) if record.is_file() else ""
+
+
 def write_card(weights: Path, results: list[dict[str, float]]) -> Path:
     import torch
 
@@ -126,6 +134,7 @@ def write_card(weights: Path, results: list[dict[str, float]]) -> Path:
         batch=runs[-1]["batch"],
         train_images=runs[-1]["train_images"],
         run_table=run_table,
+        onnx_row=onnx_row(weights),
     )
     path = weights.with_name("MODEL_CARD.md")
     path.write_text(card)
