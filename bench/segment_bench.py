@@ -34,7 +34,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], bytes] = {}
 
-    def get_bytes(self, bucket: str, key: str) -> bytes:
+    def get_bytes(self, bucket: str, key: str, version_id: str | None = None) -> bytes:
         return self.objects[(bucket, key)]
 
     def put_bytes(self, bucket: str, key: str, body: bytes, content_type: str) -> None:

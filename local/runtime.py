@@ -8,7 +8,8 @@
    interpreter turned on (``POST /moto-api/config``);
 3. the template's secrets in moto, then one worker process per function (eagerly, in
    the background: SegmentFunction's init imports torch), then its tables and buckets;
-4. the state machines, the S3 -> EventBridge -> Step Functions dispatcher;
+4. the state machines, the S3 -> EventBridge -> Step Functions dispatcher and the
+   EventBridge Scheduler dispatcher (moto stores schedules, local mode fires them);
 5. the HTTP API in front of the functions' HttpApi routes.
 
 Everything is named and configured from template.yaml (``local.template``).
@@ -19,6 +20,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -39,7 +41,8 @@ from .http_api import LocalHttpApi
 from .lambda_runtime import FunctionSpec, LambdaRuntime
 from .processes import read_ready, stop_process_group
 from .provision import Provisioned, provision_secrets, provision_state_machines, provision_storage
-from .template import ACCOUNT_ID, REGION, SERVERLESS_STATE_MACHINE, EventRule, Stack
+from .scheduler import ScheduleDispatcher
+from .template import ACCOUNT_ID, REGION, SERVERLESS_STATE_MACHINE, EventRule, Stack, load_template
 
 LOG = logging.getLogger(__name__)
 
@@ -48,6 +51,23 @@ DEFAULT_TEMPLATE = ROOT / "template.yaml"
 DEFAULT_STATE_DIR = ROOT / ".local-state"
 # Local mode's own parameter defaults (like a samconfig.toml for "local").
 LOCAL_PARAMETER_OVERRIDES = {"AllowLoopbackWebhooks": "true"}
+# Local mode runs the webhook retry schedule this many times faster: an hour takes a second.
+LOCAL_TIME_SCALE = 3600
+
+
+def local_parameter_overrides(template_path: Path) -> dict[str, str]:
+    """LOCAL_PARAMETER_OVERRIDES, plus the template's default retry schedule scaled down by
+    LOCAL_TIME_SCALE (at least a second a wait), so tests see every retry in seconds."""
+    parameters = load_template(template_path).get("Parameters", {})
+    overrides = dict(LOCAL_PARAMETER_OVERRIDES)
+    if "WebhookRetrySchedule" in parameters:
+        delays = str(parameters["WebhookRetrySchedule"]["Default"]).split(",")
+        overrides["WebhookRetrySchedule"] = ",".join(
+            str(max(1, math.ceil(int(delay) / LOCAL_TIME_SCALE))) for delay in delays
+        )
+    return overrides
+
+
 # AWS's documented example key pair: obviously fake, and the only key local S3 accepts
 # presigned POST signatures from.
 ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
@@ -83,12 +103,15 @@ class LocalRuntime:
         function_env: Mapping[str, Mapping[str, str]] | None = None,
         startup_timeout: float = 60.0,
     ) -> None:
-        self.parameter_overrides = {**LOCAL_PARAMETER_OVERRIDES, **(parameter_overrides or {})}
+        self.template_path = Path(template_path)
+        self.parameter_overrides = {
+            **local_parameter_overrides(self.template_path),
+            **(parameter_overrides or {}),
+        }
         self.state_dir = Path(state_dir or DEFAULT_STATE_DIR).resolve()
         self.log_dir = self.state_dir / "logs"
         self.api_port = api_port
         self.eager = eager
-        self.template_path = Path(template_path)
         self.function_env = {k: dict(v) for k, v in (function_env or {}).items()}
         self.startup_timeout = startup_timeout
         # Parsed now so that a bad template or parameter fails before anything starts.
@@ -100,6 +123,7 @@ class LocalRuntime:
         self._moto_url: str | None = None
         self._http_api: LocalHttpApi | None = None
         self._dispatchers: list[S3EventDispatcher] = []
+        self.schedules: ScheduleDispatcher | None = None
         self._state_machines: dict[str, str] = {}
         self._session = boto3.session.Session(
             aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY, region_name=REGION
@@ -151,6 +175,9 @@ class LocalRuntime:
             self._http_api = None
         for dispatcher in self._dispatchers:
             dispatcher.stop(timeout=0)
+        if self.schedules:
+            self.schedules.stop()
+            self.schedules = None
         self.lambdas.stop()
         stop_process_group(self._moto, grace=3.0)
         self._moto = None
@@ -245,6 +272,17 @@ class LocalRuntime:
             dispatcher = S3EventDispatcher(sqs, queue_url, self.bus, max_receive_count=int(retries) + 1)
             dispatcher.start()
             self._dispatchers.append(dispatcher)
+        if provisioned.schedule_groups:
+
+            def start_target(state_machine_arn: str, name: str, payload: str) -> str:
+                return sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=payload)[
+                    "executionArn"
+                ]
+
+            self.schedules = ScheduleDispatcher(
+                self.boto3_client("scheduler"), provisioned.schedule_groups, start_target
+            )
+            self.schedules.start()
 
     def _start_http_api(self) -> None:
         routes = self.stack.http_routes()
@@ -331,7 +369,13 @@ class LocalRuntime:
 
     @property
     def state_machine_arn(self) -> str:
-        return self._state_machines[self._single(SERVERLESS_STATE_MACHINE)]
+        """The job flow (Express), which the upload events start."""
+        return self._state_machines[self._single(SERVERLESS_STATE_MACHINE, preferred="JobStateMachine")]
+
+    @property
+    def state_machines(self) -> dict[str, str]:
+        """Every state machine of the template: logical id -> ARN."""
+        return dict(self._state_machines)
 
     @property
     def webhook_secret(self) -> str:

@@ -2,6 +2,7 @@
 
     segjob submit photo.jpg more/*.jpg --wait --out results/
     segjob status job_... | segjob list | segjob cancel job_... | segjob results job_... --out DIR
+    segjob redeliver job_...   (send the job's last webhook event again)
     segjob webhook listen --port 8765 --secret whsec_...
 
 The API URL comes from --api-url or SEGJOB_API_URL (the stack's ApiUrl output; a local
@@ -83,6 +84,8 @@ def _print_job(job: Job, as_json: bool) -> None:
         line += f"  {job.error.code}: {job.error.message}"
     if job.webhook:
         line += f"  webhook {job.webhook.status.value}"
+        if job.webhook.attempts and len(job.webhook.attempts) > 1:
+            line += f" ({len(job.webhook.attempts)} attempts)"
     print(line)
 
 
@@ -229,6 +232,12 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_redeliver(args: argparse.Namespace) -> int:
+    job = _client(args).redeliver_webhook(args.job_id)
+    _print_job(job, args.json)
+    return EXIT_OK
+
+
 def cmd_results(args: argparse.Namespace) -> int:
     client = _client(args)
     job = client.get_job(args.job_id)
@@ -313,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, help_text in (
         ("status", cmd_status, "show a job"),
         ("cancel", cmd_cancel, "cancel a job"),
+        ("redeliver", cmd_redeliver, "send a finished job's last webhook event again"),
     ):
         command = sub.add_parser(name, help=help_text)
         command.add_argument("job_id")

@@ -147,6 +147,10 @@ class Client:
     def cancel(self, job_id: str) -> Job:
         return Job.model_validate(self._request("DELETE", f"/jobs/{job_id}"))
 
+    def redeliver_webhook(self, job_id: str) -> Job:
+        """Send the finished job's last webhook event again (same ``webhook-id``)."""
+        return Job.model_validate(self._request("POST", f"/jobs/{job_id}/webhook/redeliver"))
+
     def wait(
         self, job_id: str, timeout: float = 300.0, interval: float = 0.5, max_interval: float = 5.0
     ) -> Job:

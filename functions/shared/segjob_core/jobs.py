@@ -14,11 +14,13 @@ from typing import Any
 
 from .models import (
     ErrorInfo,
+    EventType,
     Job,
     JobParams,
     JobResult,
     JobStatus,
     SegmentOutcome,
+    WebhookAttempt,
     WebhookInfo,
     WebhookStatus,
 )
@@ -56,9 +58,26 @@ def error_message(cause: str | None) -> str:
 
 
 def _webhook_error(item: Mapping[str, Any]) -> str | None:
-    if not item.get("webhookErrorCode"):
+    """The last failed attempt's error, while the webhook is not delivered."""
+    if not item.get("webhookErrorCode") or item.get("webhookStatus") == WebhookStatus.DELIVERED:
         return None
     return f"{item['webhookErrorCode']}: {error_message(item.get('webhookErrorCause'))}"
+
+
+def _webhook_attempts(item: Mapping[str, Any]) -> list[WebhookAttempt] | None:
+    attempts = item.get("webhookAttempts")
+    if not attempts:
+        return None
+    return [
+        WebhookAttempt(
+            at=attempt["at"],
+            event=EventType(attempt["event"]),
+            outcome=WebhookStatus(attempt["outcome"]),
+            status_code=int(attempt["statusCode"]) if attempt.get("statusCode") is not None else None,
+            error=attempt.get("error"),
+        )
+        for attempt in attempts
+    ]
 
 
 def item_to_job(item: Mapping[str, Any], presign: Presign | None = None) -> Job:
@@ -85,6 +104,7 @@ def item_to_job(item: Mapping[str, Any], presign: Presign | None = None) -> Job:
             status=WebhookStatus(item.get("webhookStatus", WebhookStatus.PENDING)),
             error=_webhook_error(item),
             delivered_at=item.get("webhookDeliveredAt"),
+            attempts=_webhook_attempts(item),
         )
     return Job(
         job_id=item["jobId"],
