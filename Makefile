@@ -12,7 +12,7 @@ AWS_REGION ?= us-east-1
 export AWS_REGION
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: setup tools demo test test-unit test-integration lint typecheck bench train eval openapi deploy delete clean
+.PHONY: setup tools demo test test-unit test-integration lint typecheck bench cost train eval openapi deploy delete clean
 
 setup: $(VENV)/.installed
 
@@ -24,12 +24,17 @@ $(VENV)/.installed: requirements-dev.txt functions/shared/pyproject.toml client/
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
-tools: $(TOOLS)/.installed
+tools: $(TOOLS)/.installed $(TOOLS)/checkov/.installed
 
 $(TOOLS)/.installed: requirements-tools.txt
 	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install -q -r requirements-tools.txt
 	npm install --no-save --no-audit --no-fund --prefix $(TOOLS)/npm asl-validator@4.0.0
+	touch $@
+
+$(TOOLS)/checkov/.installed: requirements-checkov.txt
+	test -x $(TOOLS)/checkov/bin/python || $(PYTHON) -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/pip install -q -r requirements-checkov.txt
 	touch $@
 
 demo: setup
@@ -51,6 +56,7 @@ lint: setup tools
 	$(TOOLS)/bin/sam validate --lint --region $(AWS_REGION)
 	$(TOOLS)/npm/node_modules/.bin/asl-validator $(addprefix --json-path ,$(wildcard statemachine/*.asl.json))
 	$(TOOLS)/bin/hadolint functions/segment/Dockerfile
+	$(TOOLS)/checkov/bin/checkov -f template.yaml --config-file .checkov.yaml
 
 typecheck: setup
 	$(VENV)/bin/mypy functions/shared/segjob_core functions/api/job_api functions/segment/segmentation functions/notify/job_notify client/segjob local
@@ -58,6 +64,9 @@ typecheck: setup
 bench: setup
 	$(PY) bench/segment_bench.py
 	$(PY) bench/job_bench.py
+
+cost: setup
+	$(PY) bench/cost.py
 
 train: setup
 	$(PY) training/train.py --epochs $${EPOCHS:-20}

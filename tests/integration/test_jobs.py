@@ -153,19 +153,27 @@ def test_same_s3_event_twice_runs_once_and_sends_one_webhook(runtime, client, re
     assert client.get_job(created.job_id).status is JobStatus.SUCCEEDED
 
 
-def test_webhook_receiver_down_is_retried_then_recorded_failed(runtime, client) -> None:
+def test_webhook_that_never_lands_is_retried_on_the_whole_schedule_then_recorded_failed(
+    runtime, client
+) -> None:
+    delays = [int(s) for s in runtime.parameters["WebhookRetrySchedule"].split(",")]
     with WebhookReceiver(secret=runtime.webhook_secret, fail_with=503) as broken:
         created = client.submit(SAMPLE, webhook_url=broken.url)
         job = wait_for(
             lambda: (j := client.get_job(created.job_id)).webhook.status is WebhookStatus.FAILED and j,
-            timeout=240,
+            timeout=120 + 2 * sum(delays),
             interval=1.0,
         )
         attempts = broken.attempts
 
+    # THEN the first attempt (Express) and one retry per delay of the schedule (Standard)
     assert job.status is JobStatus.SUCCEEDED
-    assert attempts == 4  # the first try and 3 retries of the Notify task
-    assert "WebhookDeliveryFailed" in (job.webhook.error or "")
+    assert attempts == len(job.webhook.attempts) == 1 + len(delays)
+    assert all(
+        a.outcome is WebhookStatus.FAILED and a.error == "WebhookDeliveryFailed" for a in job.webhook.attempts
+    )
+    assert {a.event for a in job.webhook.attempts} == {EventType.SUCCEEDED}
+    assert "WebhookDeliveryFailed" in (job.webhook.error or "") and "503" in job.webhook.error
 
 
 def test_unknown_job_is_404(client) -> None:
