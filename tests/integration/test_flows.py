@@ -321,6 +321,18 @@ def test_job_without_webhook_gets_no_expiry_schedule(runtime, client) -> None:
 # --- the input a result was computed from ------------------------------------------------------
 
 
+def upload_executions(runtime, job_id: str, count: int) -> list[dict]:
+    """The job's ``count`` finished upload executions (its first upload and re-uploads)."""
+    return wait_for(
+        lambda: (
+            (u := finished(executions_for(runtime, job_id, source=UPLOAD_EVENT_SOURCE)))
+            and len(u) == count
+            and u
+        ),
+        timeout=60,
+    )
+
+
 def input_version(runtime, job_id: str) -> str:
     item = runtime.boto3_client("dynamodb").get_item(TableName=runtime.table, Key={"jobId": {"S": job_id}})
     return item["Item"]["inputVersionId"]["S"]
@@ -362,14 +374,7 @@ def test_reupload_while_running_changes_nothing(runtime, client, tmp_path) -> No
     original = s3.get_object(Bucket=runtime.bucket, Key=keys.upload_key(created.job_id), VersionId=pinned)
     assert original["Body"].read() == SAMPLE.read_bytes()
     # AND the replacement's own event ran nothing
-    uploads = wait_for(
-        lambda: (
-            (u := finished(executions_for(runtime, created.job_id, source=UPLOAD_EVENT_SOURCE)))
-            and len(u) == 2
-            and u
-        ),
-        timeout=60,
-    )
+    uploads = upload_executions(runtime, created.job_id, count=2)
     assert [states_entered(runtime, e["executionArn"])[-1] for e in uploads].count("Ignored") == 1
 
 
@@ -383,14 +388,7 @@ def test_reupload_after_the_job_finished_changes_nothing(runtime, client, tmp_pa
     other.write_bytes(OTHER_SAMPLE.read_bytes().ljust(SAMPLE.stat().st_size, b"\0"))
     client.upload(created, other)  # the form is still valid
 
-    uploads = wait_for(
-        lambda: (
-            (u := finished(executions_for(runtime, created.job_id, source=UPLOAD_EVENT_SOURCE)))
-            and len(u) == 2
-            and u
-        ),
-        timeout=60,
-    )
+    uploads = upload_executions(runtime, created.job_id, count=2)
     assert states_entered(runtime, uploads[-1]["executionArn"])[-1] == "Ignored"
     after = client.get_job(created.job_id)
     assert after.status is JobStatus.SUCCEEDED and after.result.summary == job.result.summary

@@ -74,43 +74,31 @@ class JobStore:
         for i, status in enumerate(sorted(allowed_from)):
             values[f":from{i}"] = status.value
             placeholders.append(f":from{i}")
-        try:
-            return self._table.update_item(
-                Key={"jobId": job_id},
-                UpdateExpression="SET #status = :new, updatedAt = :now, finishedAt = :now",
-                ConditionExpression=f"#owner = :owner AND #status IN ({', '.join(placeholders)})",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )["Attributes"]
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise JobStateConflict(job_id) from exc
-            raise
+        return self._update_conditionally(
+            job_id,
+            UpdateExpression="SET #status = :new, updatedAt = :now, finishedAt = :now",
+            ConditionExpression=f"#owner = :owner AND #status IN ({', '.join(placeholders)})",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
 
     def claim_redelivery(self, job_id: str, owner: str) -> dict[str, Any]:
         """A finished delivery (DELIVERED or FAILED) of the job's event -> PENDING again,
         counting redeliveries; JobStateConflict while a delivery is under way (or none was made)."""
-        try:
-            return self._table.update_item(
-                Key={"jobId": job_id},
-                UpdateExpression="SET webhookStatus = :pending ADD redeliveries :one",
-                ConditionExpression="#owner = :owner AND attribute_exists(webhookEvent) "
-                "AND webhookStatus IN (:delivered, :failed)",
-                ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues={
-                    ":owner": owner,
-                    ":pending": WebhookStatus.PENDING.value,
-                    ":delivered": WebhookStatus.DELIVERED.value,
-                    ":failed": WebhookStatus.FAILED.value,
-                    ":one": 1,
-                },
-                ReturnValues="ALL_NEW",
-            )["Attributes"]
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise JobStateConflict(job_id) from exc
-            raise
+        return self._update_conditionally(
+            job_id,
+            UpdateExpression="SET webhookStatus = :pending ADD redeliveries :one",
+            ConditionExpression="#owner = :owner AND attribute_exists(webhookEvent) "
+            "AND webhookStatus IN (:delivered, :failed)",
+            ExpressionAttributeNames={"#owner": "owner"},
+            ExpressionAttributeValues={
+                ":owner": owner,
+                ":pending": WebhookStatus.PENDING.value,
+                ":delivered": WebhookStatus.DELIVERED.value,
+                ":failed": WebhookStatus.FAILED.value,
+                ":one": 1,
+            },
+        )
 
     def release_redelivery(self, job_id: str, previous: str, redeliveries: int) -> None:
         """Undo ``claim_redelivery`` when the redelivery could not be started."""
@@ -124,6 +112,17 @@ class JobStore:
                 ":n": redeliveries,
             },
         )
+
+    def _update_conditionally(self, job_id: str, **update: Any) -> dict[str, Any]:
+        """The item as written; JobStateConflict when the condition does not hold."""
+        try:
+            return self._table.update_item(Key={"jobId": job_id}, ReturnValues="ALL_NEW", **update)[
+                "Attributes"
+            ]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise JobStateConflict(job_id) from exc
+            raise
 
 
 class JobFlows:
