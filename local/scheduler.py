@@ -116,7 +116,12 @@ class ScheduleDispatcher:
     def _described(self, key: tuple[str, str], modified: Any) -> OneTimeSchedule | None:
         known = self._known.get(key)
         if known is None or known[0] != modified:
-            described = self._scheduler.get_schedule(GroupName=key[0], Name=key[1])
+            try:
+                described = self._scheduler.get_schedule(GroupName=key[0], Name=key[1])
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+                    return None  # deleted since the listing (a job started)
+                raise
             schedule = OneTimeSchedule.from_api(key[0], described)
             if schedule is None:
                 LOG.warning("schedule %s/%s: only one-time at() schedules fire locally", *key)

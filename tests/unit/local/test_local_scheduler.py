@@ -129,3 +129,14 @@ def test_at_expression_honours_its_time_zone() -> None:
         },
     )
     assert schedule is not None and schedule.due == NOW
+
+
+def test_schedule_deleted_between_listing_and_reading_is_skipped() -> None:
+    class Racing(Schedules):
+        def get_schedule(self, GroupName: str, Name: str) -> dict[str, Any]:
+            raise ClientError({"Error": {"Code": "ResourceNotFoundException"}}, "GetSchedule")
+
+    schedules, started = Racing(), []
+    schedules.add("gone", NOW - timedelta(seconds=1))
+    dispatcher(schedules, started).tick()
+    assert started == []
