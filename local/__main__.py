@@ -37,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="logs and endpoints.json")
     up.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
     up.add_argument("--lazy", action="store_true", help="start each function's worker on its first invoke")
+    up.add_argument(
+        "--tracing",
+        action="store_true",
+        help="collect X-Ray segment documents in <state dir>/xray/segments.jsonl",
+    )
     up.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
 
@@ -55,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             api_port=args.api_port,
             eager=not args.lazy,
             template_path=args.template,
+            tracing=args.tracing,
         )
     except TemplateError as error:
         parser.error(str(error))

@@ -59,3 +59,20 @@ def test_tiling_options_become_job_params() -> None:
     args = build_parser().parse_args(["submit", str(IMAGE), "--tile-size", "1024", "--tile-overlap", "0.3"])
 
     assert _params(args) == {"tileSize": 1024, "tileOverlap": 0.3}
+
+
+@pytest.mark.parametrize(
+    ("given", "seconds"),
+    [("0", 0), ("3600", 3600), ("90m", 5400), ("24h", 86400), ("7d", 604800), ("1.5h", 5400)],
+)
+def test_rotation_overlap_takes_seconds_or_units(given: str, seconds: int) -> None:
+    args = build_parser().parse_args(["webhook", "rotate", "--overlap", given])
+    assert args.overlap == seconds
+
+
+@pytest.mark.parametrize("given", ["-1", "8d", "soon", "h", ""])
+def test_rotation_overlap_out_of_range_is_a_usage_error(capsys, given: str) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["webhook", "rotate", "--overlap", given])
+    assert exited.value.code == EXIT_USAGE
+    assert "expected 0 to 604800 s" in capsys.readouterr().err
