@@ -71,11 +71,11 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"{'jobs':>6}  " + "  ".join(f"{n[:8]:>8}" for n in names) + "   (RSS, MB)")
         started = time.monotonic()
-        with WebhookReceiver(secret=runtime.webhook_secret) as receiver:
+        with WebhookReceiver(secret=runtime.webhook_secret) as receiver:  # the default caller's
 
             def one_job(_: int) -> JobStatus:
                 job = client.submit(SAMPLE, webhook_url=receiver.url)
-                return client.wait(job.job_id, timeout=300).status
+                return receiver.wait_for(job.job_id, timeout=300).data.status  # no polling delay
 
             sample(0)
             done = 0

@@ -1,5 +1,5 @@
 """The real `segjob` CLI as a subprocess against local mode (SEGJOB_API_URL): submit,
-status, list, cancel, results, exit codes, --json output, and `segjob webhook listen`."""
+status, list, cancel, redeliver, results, exit codes, --json output, and `segjob webhook listen`."""
 
 from __future__ import annotations
 
@@ -115,6 +115,26 @@ def test_cancel_then_cancel_again_is_an_api_error(env, client) -> None:
     assert again.stderr.splitlines() == [f"segjob: 409 JobStateConflict: job {job_id} is already CANCELED"]
     assert results.returncode == EXIT_ERROR and "NoResults" in results.stderr
     assert client.get_job(job_id).status is JobStatus.CANCELED
+
+
+def test_redeliver_sends_the_last_event_again(env, client, receiver) -> None:
+    created = client.submit(SAMPLES[0], webhook_url=receiver.url)
+    receiver.wait_for(created.job_id, timeout=180)
+    deadline = time.monotonic() + 30
+    while client.get_job(created.job_id).webhook.status.value != "DELIVERED" and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    redelivered = segjob("redeliver", created.job_id, "--json", env=env)
+    no_webhook = segjob("redeliver", client.create_job().job_id, env=env)
+
+    assert redelivered.returncode == EXIT_OK, redelivered.stderr
+    [job] = job_lines(redelivered.stdout)
+    assert job.job_id == created.job_id and job.webhook.status.value == "PENDING"
+    deadline = time.monotonic() + 60
+    while len(receiver.events_for(created.job_id)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [e.type for e in receiver.events_for(created.job_id)] == [EventType.SUCCEEDED] * 2
+    assert no_webhook.returncode == EXIT_ERROR and "409 JobStateConflict" in no_webhook.stderr
 
 
 def test_a_failed_job_exits_1(env, tmp_path) -> None:
