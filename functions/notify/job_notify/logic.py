@@ -96,7 +96,8 @@ def signing_secret(secret_string: str) -> str:
 def build_event(event_type: EventType, item: Mapping[str, Any], presign: Presign) -> WebhookEvent:
     """The webhook body for a job item (plain values); ``timestamp`` is when the event
     happened (the status write), so it is the same in every retry."""
-    return WebhookEvent(type=event_type, timestamp=item["updatedAt"], data=item_to_job(item, presign))
+    job = item_to_job(item, presign)
+    return WebhookEvent(type=event_type, timestamp=job.updated_at, data=job)
 
 
 def signed_headers(secret: str, msg_id: str, sent_at: datetime, body: str) -> dict[str, str]:
