@@ -169,13 +169,28 @@ def _down(state: StateDir) -> int:
         return 0
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + DOWN_TIMEOUT
-    while state.owner_pid() is not None:
+    while state.owner_pid() is not None or process_alive(pid):
         if time.monotonic() > deadline:
             print(f"local mode (pid {pid}) did not stop within {DOWN_TIMEOUT:.0f} s", file=sys.stderr)
             return 1
         time.sleep(0.2)
     print(f"local mode stopped (pid {pid})")
     return 0
+
+
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, waiting for a parent that may never reap it, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc: the signal said it exists
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _env_lines(endpoints: dict[str, object]) -> str:
@@ -192,13 +207,17 @@ def _env_lines(endpoints: dict[str, object]) -> str:
 
 
 def _ready_text(endpoints: dict[str, object], state: StateDir, seconds: float) -> str:
+    default = state.path == DEFAULT_STATE_DIR.resolve()
+    option = "" if default else f" --state-dir {shlex.quote(str(state.path))}"
+    use = 'eval "$(make -s local-env)"' if default else f'eval "$(python -m local env{option})"'
+    stop = "make local-down" if default else f"python -m local down{option}"
     return "\n".join(
         [
             f"local mode is up in {seconds:.1f} s (pid {endpoints['pid']}; logs in {endpoints['log_dir']})",
             f"  API URL         {endpoints['api_url']}",
-            '  use it          eval "$(make -s local-env)"   # segjob on PATH, SEGJOB_API_URL set',
+            f"  use it          {use}   # segjob on PATH, SEGJOB_API_URL set",
             f"  webhook secret  {endpoints.get('webhook_secret')}   (exported as SEGJOB_WEBHOOK_SECRET)",
-            "  stop it         make local-down",
+            f"  stop it         {stop}",
         ]
     )
 
@@ -210,6 +229,7 @@ def _url(state: StateDir) -> str | None:
 
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the HTTP API binds
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:

@@ -127,8 +127,8 @@ def _problems(exc: ValidationError) -> str:
 
 
 def _print_job(job: Job, as_json: bool, uploaded: bool = False) -> None:
-    if as_json:
-        print(json.dumps(job.to_json_dict()))
+    if as_json:  # the job, also after submit (whose upload form is spent)
+        print(json.dumps({k: v for k, v in job.to_json_dict().items() if k != "upload"}))
         return
     line = f"{job.job_id}  {job.status.value:<15}"
     if job.filename:
