@@ -60,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
     up.add_argument("--lazy", action="store_true", help="start each function's worker on its first invoke")
     up.add_argument("--detach", action="store_true", help="run in the background; return once it is ready")
+    up.add_argument(
+        "--tracing",
+        action="store_true",
+        help="collect X-Ray segment documents in <state dir>/xray/segments.jsonl",
+    )
     up.add_argument("-v", "--verbose", action="store_true")
     for name, text in (
         ("down", "stop the instance of the state dir"),
@@ -106,6 +111,7 @@ def _up(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             api_port=args.api_port,
             eager=not args.lazy,
             template_path=args.template,
+            tracing=args.tracing,
         )
     except TemplateError as error:
         parser.error(str(error))
@@ -194,16 +200,15 @@ def process_alive(pid: int) -> bool:
 
 
 def _env_lines(endpoints: dict[str, object]) -> str:
-    """What `eval "$(python -m local env)"` sets: the venv's bin (segjob) first on PATH, the
-    API URL, and the webhook signing secret (`segjob webhook listen` reads it)."""
+    """What `eval "$(python -m local env)"` sets: the venv's bin (segjob) first on PATH and the
+    API URL. Not the webhook secret: `segjob webhook listen` asks the API for the current one."""
     venv_bin = Path(sys.executable).parent
-    lines = [
-        f'export PATH={shlex.quote(str(venv_bin))}:"$PATH"',
-        f"export SEGJOB_API_URL={shlex.quote(str(endpoints['api_url']))}",
-    ]
-    if endpoints.get("webhook_secret"):
-        lines.append(f"export SEGJOB_WEBHOOK_SECRET={shlex.quote(str(endpoints['webhook_secret']))}")
-    return "\n".join(lines)
+    return "\n".join(
+        [
+            f'export PATH={shlex.quote(str(venv_bin))}:"$PATH"',
+            f"export SEGJOB_API_URL={shlex.quote(str(endpoints['api_url']))}",
+        ]
+    )
 
 
 def _ready_text(endpoints: dict[str, object], state: StateDir, seconds: float) -> str:
@@ -216,7 +221,7 @@ def _ready_text(endpoints: dict[str, object], state: StateDir, seconds: float) -
             f"local mode is up in {seconds:.1f} s (pid {endpoints['pid']}; logs in {endpoints['log_dir']})",
             f"  API URL         {endpoints['api_url']}",
             f"  use it          {use}   # segjob on PATH, SEGJOB_API_URL set",
-            f"  webhook secret  {endpoints.get('webhook_secret')}   (exported as SEGJOB_WEBHOOK_SECRET)",
+            f"  webhook secret  {endpoints.get('webhook_secret')}   (segjob webhook secret; kept across restarts)",
             f"  stop it         {stop}",
         ]
     )

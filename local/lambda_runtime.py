@@ -54,6 +54,7 @@ class FunctionSpec:
     memory_size: int = 128
     python_path: tuple[Path, ...] = ()
     init_timeout: float = 180.0
+    tracing: bool = False  # each invocation gets a sampled X-Ray trace header (_X_AMZN_TRACE_ID)
 
     @property
     def arn(self) -> str:
@@ -69,6 +70,7 @@ class FunctionSpec:
             timeout=float(config.timeout),
             memory_size=config.memory_size,
             python_path=config.python_path,
+            tracing=config.tracing,
         )
         return spec.replace(**changes) if changes else spec
 
@@ -97,6 +99,12 @@ class InvokeResult:
 
 class FunctionNotFound(LookupError):
     pass
+
+
+def new_trace_header() -> str:
+    """A sampled X-Ray trace header, as Lambda gives an invocation of a traced function."""
+    root = f"1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"
+    return f"Root={root};Parent={uuid.uuid4().hex[:16]};Sampled=1"
 
 
 def _error(error_type: str, message: str) -> InvokeResult:
@@ -247,18 +255,16 @@ class FunctionWorker:
         timeout = self.spec.timeout
         deadline_ms = int((time.time() + timeout) * 1000)
         connection = HTTPConnection("127.0.0.1", self._port, timeout=timeout)
+        headers = {
+            "Lambda-Request-Id": request_id,
+            "Lambda-Deadline-Ms": str(deadline_ms),
+            "Lambda-Invoked-Function-Arn": self.spec.arn,
+            "Content-Type": "application/json",
+        }
+        if self.spec.tracing:
+            headers["Lambda-Runtime-Trace-Id"] = new_trace_header()
         try:
-            connection.request(
-                "POST",
-                "/invoke",
-                body=payload,
-                headers={
-                    "Lambda-Request-Id": request_id,
-                    "Lambda-Deadline-Ms": str(deadline_ms),
-                    "Lambda-Invoked-Function-Arn": self.spec.arn,
-                    "Content-Type": "application/json",
-                },
-            )
+            connection.request("POST", "/invoke", body=payload, headers=headers)
             response = connection.getresponse()
             body = response.read()
         except TimeoutError:

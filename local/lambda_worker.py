@@ -155,6 +155,12 @@ def _handler_class(handler, init_ms: float) -> type[BaseHTTPRequestHandler]:
                 self.headers["Lambda-Invoked-Function-Arn"],
             )
             version = context.function_version
+            # As the Python runtime does: the X-Ray SDK reads the invocation's trace header here.
+            trace_id = self.headers.get("Lambda-Runtime-Trace-Id")
+            if trace_id:
+                os.environ["_X_AMZN_TRACE_ID"] = trace_id
+            else:
+                os.environ.pop("_X_AMZN_TRACE_ID", None)
             print(f"START RequestId: {request_id} Version: {version}", flush=True)
             started = time.monotonic()
             function_error = None

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .template import (
@@ -41,16 +43,25 @@ class Provisioned:
     s3_event_queues: dict[str, str] = field(default_factory=dict)
 
 
-def provision_secrets(stack: Stack, client: ClientFactory) -> Provisioned:
-    """The secrets first: their ARNs (random suffix) are in functions' env vars."""
+def provision_secrets(stack: Stack, client: ClientFactory, state_dir: Path | None = None) -> Provisioned:
+    """The secrets first: their ARNs (random suffix) are in functions' env vars.
+
+    A generated value is kept in ``<state_dir>/secrets/<LogicalId>`` and used again at the
+    next start, as a deployed secret outlives its functions (e.g. the webhook master key:
+    callers' receivers keep verifying across restarts).
+    """
     result = Provisioned()
     for logical_id in stack.resources_of_type("AWS::SecretsManager::Secret"):
-        _secret(stack, logical_id, client, result)
+        _secret(stack, logical_id, client, result, state_dir)
     return result
 
 
-def provision_storage(stack: Stack, client: ClientFactory, result: Provisioned) -> Provisioned:
-    """Tables, buckets (+ policies and their EventBridge switch): all but secrets and state machines."""
+def provision_storage(
+    stack: Stack, client: ClientFactory, result: Provisioned, state_dir: Path | None = None
+) -> Provisioned:
+    """Tables, buckets (+ policies and their EventBridge switch): all but secrets and state
+    machines. Tables marked ``Metadata: LocalMode: PersistItems`` get back the items saved
+    at the last stop (``save_persisted_items``)."""
     creators = {
         "AWS::DynamoDB::Table": _table,
         "AWS::S3::Bucket": _bucket,
@@ -59,6 +70,9 @@ def provision_storage(stack: Stack, client: ClientFactory, result: Provisioned) 
     for resource_type, create in creators.items():
         for logical_id in stack.resources_of_type(resource_type):
             create(stack, logical_id, client, result)
+    if state_dir is not None:
+        for logical_id in persisted_tables(stack):
+            _restore_items(stack, logical_id, client, state_dir)
     handled = {*creators, "AWS::SecretsManager::Secret", *_NOT_MOTO, *_LOCAL_FILES}
     for logical_id, resource in stack.resources.items():
         if resource["Type"] not in handled:
@@ -95,11 +109,16 @@ def _unused(logical_id: str, props: Mapping[str, Any], used: set[str]) -> None:
 # --- Secrets Manager ---------------------------------------------------------------------
 
 
-def _secret(stack: Stack, logical_id: str, client: ClientFactory, result: Provisioned) -> None:
+def _secret(
+    stack: Stack, logical_id: str, client: ClientFactory, result: Provisioned, state_dir: Path | None
+) -> None:
     sm = client("secretsmanager")
     props = _props(stack, logical_id)
+    kept = state_dir / "secrets" / logical_id if state_dir is not None else None
     if "SecretString" in props:
         value = props["SecretString"]
+    elif kept is not None and kept.is_file():
+        value = kept.read_text(encoding="utf-8")
     else:
         generate = dict(props.get("GenerateSecretString", {}))
         template, key = generate.pop("SecretStringTemplate", None), generate.pop("GenerateStringKey", None)
@@ -107,6 +126,8 @@ def _secret(stack: Stack, logical_id: str, client: ClientFactory, result: Provis
         value = sm.get_random_password(**generate)["RandomPassword"]
         if template is not None and key is not None:
             value = json.dumps({**json.loads(template), key: value})
+        if kept is not None:
+            _write_private(kept, value)
     args = {"Name": stack.physical_name(logical_id), "SecretString": value}
     if "Description" in props:
         args["Description"] = props["Description"]
@@ -115,7 +136,50 @@ def _secret(stack: Stack, logical_id: str, client: ClientFactory, result: Provis
     _unused(logical_id, props, {"SecretString", "GenerateSecretString", "Description", "Name"})
 
 
+def _write_private(path: Path, text: str) -> None:
+    """A file only its owner can read (0600 from the start, not chmod-ed afterwards)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write(text)
+
+
 # --- DynamoDB ----------------------------------------------------------------------------
+
+
+def persisted_tables(stack: Stack) -> list[str]:
+    """Tables whose items local mode keeps across restarts (``Metadata: LocalMode: PersistItems``)."""
+    return [
+        logical_id
+        for logical_id, resource in stack.resources_of_type("AWS::DynamoDB::Table").items()
+        if resource.get("Metadata", {}).get("LocalMode", {}).get("PersistItems") is True
+    ]
+
+
+def _items_file(state_dir: Path, logical_id: str) -> Path:
+    return state_dir / "tables" / f"{logical_id}.json"
+
+
+def _restore_items(stack: Stack, logical_id: str, client: ClientFactory, state_dir: Path) -> None:
+    path = _items_file(state_dir, logical_id)
+    if not path.is_file():
+        return
+    ddb = client("dynamodb")
+    items = json.loads(path.read_text(encoding="utf-8"))
+    for item in items:
+        ddb.put_item(TableName=stack.physical_name(logical_id), Item=item)
+    LOG.info("%s: %d items restored from %s", logical_id, len(items), path)
+
+
+def save_persisted_items(stack: Stack, client: ClientFactory, state_dir: Path) -> None:
+    """Write the items of the persisted tables to the state dir (at stop)."""
+    ddb = client("dynamodb")
+    for logical_id in persisted_tables(stack):
+        items: list[dict[str, Any]] = []
+        for page in ddb.get_paginator("scan").paginate(TableName=stack.physical_name(logical_id)):
+            items.extend(page.get("Items", []))
+        _write_private(_items_file(state_dir, logical_id), json.dumps(items))
+
 
 _INDEX_KEYS = ("IndexName", "KeySchema", "Projection", "ProvisionedThroughput", "OnDemandThroughput")
 

@@ -6,8 +6,10 @@
 2. the moto server process (``local.moto_host``), with the middleware that sends Lambda
    invokes to (1) and enforces presigned POST policies, and the Step Functions
    interpreter turned on (``POST /moto-api/config``);
-3. the template's secrets in moto, then one worker process per function (eagerly, in
-   the background: SegmentFunction's init imports torch), then its tables and buckets;
+3. the template's secrets in moto (their values kept in the state dir, so they survive a
+   restart), then one worker process per function (eagerly, in the background:
+   SegmentFunction's init imports torch), then its tables (with the items of those the
+   template marks ``Metadata: LocalMode: PersistItems``, kept across restarts) and buckets;
 4. the state machines, the S3 -> EventBridge -> Step Functions dispatcher;
 5. the HTTP API in front of the functions' HttpApi routes.
 
@@ -41,9 +43,16 @@ from .events import EventBus, S3EventDispatcher, Target
 from .http_api import LocalHttpApi
 from .lambda_runtime import FunctionSpec, LambdaRuntime
 from .processes import read_ready, stop_process_group
-from .provision import Provisioned, provision_secrets, provision_state_machines, provision_storage
+from .provision import (
+    Provisioned,
+    provision_secrets,
+    provision_state_machines,
+    provision_storage,
+    save_persisted_items,
+)
 from .state import StateDir
 from .template import ACCOUNT_ID, REGION, SERVERLESS_STATE_MACHINE, EventRule, Stack
+from .xray import XRayDaemon
 
 LOG = logging.getLogger(__name__)
 
@@ -77,6 +86,8 @@ class LocalRuntime:
     replaces env vars of functions, by logical id (like ``sam local --env-vars``).
     ``state_dir`` holds the logs, the functions' /tmp and endpoints.json; one running
     instance owns it (``StateDirInUse`` for a second); default: a temporary one of its own.
+    ``tracing`` runs a local X-Ray daemon and traces the functions with ``Tracing:
+    Active`` (their segment documents: ``xray_documents()`` and ``<state dir>/xray/``).
     """
 
     def __init__(
@@ -89,6 +100,7 @@ class LocalRuntime:
         template_path: Path | str = DEFAULT_TEMPLATE,
         function_env: Mapping[str, Mapping[str, str]] | None = None,
         startup_timeout: float = 60.0,
+        tracing: bool = False,
     ) -> None:
         self.parameter_overrides = {**LOCAL_PARAMETER_OVERRIDES, **(parameter_overrides or {})}
         if state_dir is None:  # a directory of its own, removed with this object (or at exit)
@@ -102,6 +114,8 @@ class LocalRuntime:
         self.template_path = Path(template_path)
         self.function_env = {k: dict(v) for k, v in (function_env or {}).items()}
         self.startup_timeout = startup_timeout
+        self.tracing = tracing
+        self._xray: XRayDaemon | None = None
         # Parsed now so that a bad template or parameter fails before anything starts.
         self.stack = Stack(self.template_path, self.parameter_overrides)
         self.lambdas = LambdaRuntime(self.log_dir)
@@ -140,11 +154,13 @@ class LocalRuntime:
             lambda_endpoint = self.lambdas.serve()
             self._start_moto(lambda_endpoint)
             self._enable_state_machine_execution()
-            provisioned = provision_secrets(self.stack, self.boto3_client)
+            provisioned = provision_secrets(self.stack, self.boto3_client, self.state_dir)
             self.stack = self.stack.with_physical_ids(provisioned.physical_ids)
+            if self.tracing:
+                self._xray = XRayDaemon(self.state_dir / "xray" / "segments.jsonl").start()
             # Workers init (SegmentFunction imports torch) while moto creates the rest.
             self._start_functions()
-            provision_storage(self.stack, self.boto3_client, provisioned)
+            provision_storage(self.stack, self.boto3_client, provisioned, self.state_dir)
             self._state_machines = provision_state_machines(self.stack, self.boto3_client)
             self._start_events(provisioned)
             self._start_http_api()
@@ -164,11 +180,19 @@ class LocalRuntime:
         for dispatcher in self._dispatchers:
             dispatcher.stop(timeout=0)
         self.lambdas.stop()
+        if self._moto is not None and self._moto.poll() is None and self._moto_url is not None:
+            try:
+                save_persisted_items(self.stack, self.boto3_client, self.state_dir)
+            except Exception:  # never keeps local mode from stopping
+                LOG.exception("could not save the persisted tables' items")
         stop_process_group(self._moto, grace=3.0)
         self._moto = None
         for dispatcher in self._dispatchers:
             dispatcher.stop(timeout=10)
         self._dispatchers = []
+        if self._xray:
+            self._xray.stop()
+            self._xray = None
         with self._clients_lock:
             self._clients.clear()
         self._state.release()
@@ -235,8 +259,21 @@ class LocalRuntime:
         # Slowest init first (the image function imports torch).
         for logical_id, config in sorted(functions.items(), key=lambda item: item[1].package_type != "Image"):
             spec = FunctionSpec.from_config(config)
-            env = {**spec.environment, **self.function_env.get(logical_id, {})}
-            self.lambdas.register(spec.replace(environment=env), start=logical_id in eager)
+            traced = spec.tracing and self._xray is not None
+            env = {**spec.environment, **(self._tracing_env() if traced else {})}
+            env |= self.function_env.get(logical_id, {})
+            self.lambdas.register(spec.replace(environment=env, tracing=traced), start=logical_id in eager)
+
+    def _tracing_env(self) -> dict[str, str]:
+        """What Lambda sets for a function with active tracing, pointed at the local daemon."""
+        assert self._xray is not None
+        return {
+            "AWS_XRAY_DAEMON_ADDRESS": self._xray.address,
+            "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+            "AWS_XRAY_SDK_ENABLED": "true",
+            "POWERTOOLS_TRACE_DISABLED": "false",
+            "AWS_SAM_LOCAL": "",  # Powertools' Tracer patches nothing under SAM local
+        }
 
     def _start_events(self, provisioned: Provisioned) -> None:
         sfn = self.boto3_client("stepfunctions")
@@ -292,7 +329,6 @@ class LocalRuntime:
             "bucket": self.bucket,
             "table": self.table,
             "state_machine_arn": self.state_machine_arn,
-            "webhook_secret": self.webhook_secret,
             "parameters": self.parameters,
             "log_dir": str(self.log_dir),
             "pid": os.getpid(),
@@ -352,10 +388,17 @@ class LocalRuntime:
 
     @property
     def webhook_secret(self) -> str:
-        """The Standard Webhooks key receivers verify with: "whsec_" + the secret's value."""
-        secret_arn = self.stack.ref(self._single("AWS::SecretsManager::Secret"))
-        value = self.boto3_client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"]
-        return f"whsec_{value}"
+        """The webhook signing secret of local mode's default caller (unsigned requests, as
+        the CLI sends them here), from ``GET /webhook-secret`` like any caller gets theirs."""
+        response = requests.get(f"{self.api_url}/webhook-secret", timeout=60)
+        response.raise_for_status()
+        return str(response.json()["secret"])
+
+    def xray_documents(self) -> list[dict[str, Any]]:
+        """The X-Ray segment documents the functions sent (``tracing=True``), in arrival order."""
+        if self._xray is None:
+            raise RuntimeError("local mode runs without tracing (LocalRuntime(tracing=True))")
+        return self._xray.documents()
 
     def boto3_client(self, service: str) -> Any:
         """A boto3 client of ``service`` against local mode (s3: SigV4, path style)."""

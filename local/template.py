@@ -128,6 +128,7 @@ class FunctionConfig:
     python_path: tuple[Path, ...]
     # An image's Dockerfile ENV, paths copied into the image mapped to their local source.
     image_environment: dict[str, str] = field(default_factory=dict)
+    tracing: bool = False  # Tracing: Active (X-Ray)
 
 
 @dataclass(frozen=True)
@@ -205,7 +206,7 @@ class Stack:
 
     ``physical_ids`` replaces the derived ``Ref``/``Arn`` of resources whose real ids are
     only known after they exist (a Secrets Manager ARN ends in a random suffix), e.g.
-    ``{"WebhookSecret": {"Ref": arn, "Arn": arn}}``.
+    ``{"WebhookMasterKey": {"Ref": arn, "Arn": arn}}``.
     """
 
     def __init__(
@@ -503,6 +504,7 @@ class Stack:
             environment={key: _env_string(val) for key, val in environment.items()},
             python_path=tuple(python_path),
             image_environment=image_environment,
+            tracing=props.get("Tracing") == "Active",
         )
 
     def _layer_dirs_all(self) -> list[Path]:

@@ -3,7 +3,8 @@
     segjob submit photo.jpg more/*.jpg --wait --out results/
     segjob status job_... | segjob list [--status FAILED] | segjob cancel job_...
     segjob results job_... [--out DIR] [--html report.html]
-    segjob webhook listen --port 8765 --secret whsec_...
+    segjob webhook secret | segjob webhook rotate --overlap 86400
+    segjob webhook listen --port 8765   (verifies with your secret from the API, or --secret whsec_...)
 
 The API URL comes from --api-url or SEGJOB_API_URL (the stack's ApiUrl output; a local
 mode URL works unsigned). Exit status: 0 ok, 1 a job did not succeed, 2 usage or a bad
@@ -40,7 +41,15 @@ from segjob.client import (
     image_content_type,
     save_result_files,
 )
-from segjob_core.models import CreateJobRequest, Job, JobParams, JobStatus, WebhookEvent
+from segjob_core.models import (
+    MAX_OVERLAP_SECONDS,
+    CreateJobRequest,
+    Job,
+    JobParams,
+    JobStatus,
+    WebhookEvent,
+    WebhookSecret,
+)
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
 # A reader that closed the pipe (`segjob list | head`): what a process killed by SIGPIPE returns.
@@ -360,8 +369,56 @@ def cmd_results(args: argparse.Namespace) -> int:
     return EXIT_ERROR if errors else EXIT_OK
 
 
+def _print_secret(secret: WebhookSecret, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(secret.to_json_dict()))
+        return
+    print(secret.secret)
+    overlap = (
+        f"; the previous one also signs until {secret.previous_valid_until}"
+        if secret.previous_valid_until
+        else ""
+    )
+    print(f"generation {secret.generation}, current since {secret.created_at}{overlap}", file=sys.stderr)
+
+
+def cmd_webhook_secret(args: argparse.Namespace) -> int:
+    _print_secret(_client(args).webhook_secret(), args.json)
+    return EXIT_OK
+
+
+def cmd_webhook_rotate(args: argparse.Namespace) -> int:
+    _print_secret(_client(args).rotate_webhook_secret(args.overlap), args.json)
+    return EXIT_OK
+
+
+def _overlap(text: str) -> int:
+    """Seconds, or a number with s/m/h/d."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], units[text[-1]]) if text and text[-1] in units else (text, 1)
+    try:
+        seconds = int(float(number) * unit)
+    except ValueError:
+        seconds = -1
+    if not 0 <= seconds <= MAX_OVERLAP_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"expected 0 to {MAX_OVERLAP_SECONDS} s (e.g. 3600, 90m, 24h, 7d), got {text!r}"
+        )
+    return seconds
+
+
 def cmd_webhook_listen(args: argparse.Namespace) -> int:
     from segjob.webhooks import WebhookReceiver  # noqa: PLC0415
+
+    secret = args.secret
+    if not secret:  # yours, from the API (the deliveries of your jobs are signed with it)
+        current = _client(args).webhook_secret()
+        secret = current.secret
+        print(
+            f"verifying with your webhook secret (generation {current.generation})",
+            file=sys.stderr,
+            flush=True,
+        )
 
     sink = contextlib.ExitStack()
     appended = sink.enter_context(Path(args.append).open("a", encoding="utf-8")) if args.append else None  # noqa: SIM115 - closed by the ExitStack
@@ -374,7 +431,7 @@ def cmd_webhook_listen(args: argparse.Namespace) -> int:
         print(line, flush=True)
 
     try:
-        receiver = WebhookReceiver(secret=args.secret, host=args.host, port=args.port, on_event=on_event)
+        receiver = WebhookReceiver(secret=secret, host=args.host, port=args.port, on_event=on_event)
     except (ValueError, OSError) as exc:
         raise SegjobError(str(exc), "Usage") from exc
     receiver.on_reject = lambda reason: print(f"rejected: {reason}", file=sys.stderr, flush=True)
@@ -469,18 +526,26 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--port", type=int, default=8765)
     listen.add_argument("--host", default="127.0.0.1")
     listen.add_argument("--secret", default=os.environ.get("SEGJOB_WEBHOOK_SECRET"), help="whsec_... "
-                        "(default: $SEGJOB_WEBHOOK_SECRET)")  # fmt: skip
+                        "(default: $SEGJOB_WEBHOOK_SECRET, else yours from the API)")  # fmt: skip
     listen.add_argument("--append", help="also append events to this JSON-lines file")
     listen.add_argument("--duration", type=float, help=argparse.SUPPRESS)
     listen.set_defaults(func=cmd_webhook_listen)
+    secret = webhook_sub.add_parser("secret", help="print your webhook signing secret (whsec_...)")
+    secret.add_argument("--json", action="store_true", help="with its generation and dates")
+    secret.set_defaults(func=cmd_webhook_secret)
+    rotate = webhook_sub.add_parser("rotate", help="replace your webhook signing secret, print the new one")
+    rotate.add_argument(
+        "--overlap", type=_overlap, default=None, metavar="SECONDS",
+        help="deliveries carry the old secret's signature too for this long (3600, 90m, 24h; default 24h; 0: revoke now)",
+    )  # fmt: skip
+    rotate.add_argument("--json", action="store_true")
+    rotate.set_defaults(func=cmd_webhook_rotate)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "webhook" and not args.secret:
-        parser.error("webhook listen needs --secret whsec_... (or SEGJOB_WEBHOOK_SECRET)")
     try:
         code = int(args.func(args))
         sys.stdout.flush()  # here, not at exit, so that a closed pipe is handled below

@@ -29,7 +29,16 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.session import Session as BotocoreSession
 
-from segjob_core.models import CreateJobRequest, CreateJobResponse, Job, JobList, JobParams, JobStatus
+from segjob_core.models import (
+    CreateJobRequest,
+    CreateJobResponse,
+    Job,
+    JobList,
+    JobParams,
+    JobStatus,
+    RotateWebhookSecretRequest,
+    WebhookSecret,
+)
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 Progress = Callable[[int, int], None]
@@ -264,6 +273,23 @@ class Client:
                 raise SegjobError(f"download of {name} failed", "DownloadFailed", response.status_code)
             files[name] = response.content
         return files
+
+    # --- webhook signing secret -------------------------------------------------------------
+
+    def webhook_secret(self) -> WebhookSecret:
+        """Your ``whsec_`` secret: verify the webhooks of your jobs with it (created on first use)."""
+        return WebhookSecret.model_validate(self._request("GET", "/webhook-secret"))
+
+    def rotate_webhook_secret(self, overlap_seconds: int | None = None) -> WebhookSecret:
+        """A new secret; deliveries carry a signature of the old one too for ``overlap_seconds``
+        (default a day; 0 revokes the old one at once)."""
+        request = (
+            RotateWebhookSecretRequest()
+            if overlap_seconds is None
+            else RotateWebhookSecretRequest(overlap_seconds=overlap_seconds)
+        )
+        body = self._request("POST", "/webhook-secret/rotate", json_body=request.to_json_dict())
+        return WebhookSecret.model_validate(body)
 
     # --- transport -------------------------------------------------------------------------
 

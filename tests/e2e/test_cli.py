@@ -165,7 +165,9 @@ def test_unreachable_api_exits_3(tmp_path) -> None:
         ),
         ([], "the following arguments are required"),
         (["submit"], "the following arguments are required: images"),
-        (["webhook", "listen"], "needs --secret"),
+        (["webhook", "listen"], "no API URL"),  # without --secret it asks the API for yours
+        (["webhook", "secret"], "no API URL"),
+        (["webhook", "rotate", "--overlap", "8d"], "expected 0 to 604800 s"),
         (["webhook", "listen", "--secret", "whsec_", "--port", "0"], "secret"),
     ],
 )
@@ -247,11 +249,13 @@ def test_list_status_shows_only_jobs_in_that_status(env, client) -> None:
 class Listener:
     """`segjob webhook listen` as a subprocess; its output lines arrive on queues."""
 
-    def __init__(self, secret: str, append: Path) -> None:
+    def __init__(self, secret: str | None, append: Path, env: dict[str, str] | None = None) -> None:
+        """With ``secret`` None, the listener gets the caller's secret from the API (``env``)."""
         self.append = append
         self.process = subprocess.Popen(
-            [*COMMAND, "webhook", "listen", "--port", "0", "--secret", secret, "--append", str(append)],
-            env=clean_env(),
+            [*COMMAND, "webhook", "listen", "--port", "0", "--append", str(append)]
+            + (["--secret", secret] if secret else []),
+            env=env or clean_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -264,7 +268,10 @@ class Listener:
         ]
         for pump in self._pumps:
             pump.start()
-        first = self.stderr.get(timeout=30)
+        first = self.stderr.get(timeout=60)
+        if secret is None:
+            assert first.startswith("verifying with your webhook secret (generation "), first
+            first = self.stderr.get(timeout=30)
         assert first.startswith("listening on "), first
         self.url = first.split()[2]
 
@@ -349,7 +356,8 @@ def test_listener_rejects_bad_signatures_and_prints_valid_events(listener) -> No
 
 
 def test_listener_receives_a_real_jobs_webhook(runtime, env, tmp_path) -> None:
-    hooks = Listener(runtime.webhook_secret, tmp_path / "events.jsonl")
+    # GIVEN the listener started without --secret: it verifies with the caller's own secret
+    hooks = Listener(None, tmp_path / "events.jsonl", env=env)
     try:
         done = segjob("submit", SAMPLES[0], "--webhook", hooks.url, "--wait", "--json", env=env)
         assert done.returncode == EXIT_OK, done.stderr
@@ -364,6 +372,21 @@ def test_listener_receives_a_real_jobs_webhook(runtime, env, tmp_path) -> None:
     event = WebhookEvent.model_validate({k: v for k, v in printed.items() if k != "webhookId"})
     assert event.type is EventType.SUCCEEDED and event.data.job_id == job.job_id
     assert json.loads((tmp_path / "events.jsonl").read_text()) == printed
+
+
+def test_webhook_secret_and_rotate_print_the_callers_secret(runtime, env) -> None:
+    shown = segjob("webhook", "secret", env=env)
+    assert shown.returncode == EXIT_OK, shown.stderr
+    [secret] = shown.stdout.splitlines()
+    assert secret.startswith("whsec_") and secret == runtime.webhook_secret
+    assert "generation" in shown.stderr
+
+    # a rotation with the default overlap of a day: other tests' receivers keep verifying
+    rotated = segjob("webhook", "rotate", "--json", env=env)
+    assert rotated.returncode == EXIT_OK, rotated.stderr
+    new = json.loads(rotated.stdout)
+    assert new["secret"] != secret and new["generation"] >= 2 and new["previousValidUntil"]
+    assert segjob("webhook", "secret", env=env).stdout.strip() == new["secret"]
 
 
 # --- acceptance ---------------------------------------------------------------------------

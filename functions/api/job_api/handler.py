@@ -7,6 +7,7 @@ handlers below); every error body is ``{"error": {"code", "message"}}``.
 import base64
 import binascii
 import functools
+import json
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -41,7 +42,10 @@ from segjob_core.models import (
     Job,
     JobList,
     JobStatus,
+    RotateWebhookSecretRequest,
+    WebhookSecret,
 )
+from segjob_core.signing_store import RotationConflict, SigningSecrets, SigningSettings
 
 logger = Logger()
 tracer = Tracer()
@@ -145,6 +149,39 @@ def cancel_job(jobId: str) -> Response[Job]:
     return json_response(HTTPStatus.OK, job)
 
 
+@functools.cache
+def signing_secrets() -> SigningSecrets:
+    return SigningSecrets.from_settings(SigningSettings.from_env())
+
+
+DEFAULT_ROTATION = RotateWebhookSecretRequest()  # without a body: a day of overlap
+
+
+def secret_response(secret: WebhookSecret) -> Response[WebhookSecret]:
+    """A caller's secret: never stored by a cache on the way."""
+    return Response(HTTPStatus.OK, "application/json", secret, headers={"Cache-Control": "no-store"})
+
+
+@app.get("/webhook-secret", summary="Your webhook signing secret", responses=_responses(200, WebhookSecret))
+@tracer.capture_method(capture_response=False)
+def get_webhook_secret() -> Response[WebhookSecret]:
+    return secret_response(signing_secrets().current(caller()))
+
+
+@app.post(
+    "/webhook-secret/rotate",
+    summary="Replace your webhook signing secret (the old one keeps signing during the overlap)",
+    responses=_responses(200, WebhookSecret, 409, 415),
+)
+@tracer.capture_method(capture_response=False)
+def rotate_webhook_secret(
+    request: Annotated[RotateWebhookSecretRequest, Body()] = DEFAULT_ROTATION,
+) -> Response[WebhookSecret]:
+    secret = signing_secrets().rotate(caller(), request.overlap_seconds)
+    metrics.add_metric(name="WebhookSecretRotated", unit=MetricUnit.Count, value=1)
+    return secret_response(secret)
+
+
 class Unauthenticated(Exception):
     """The request reached the function without an IAM caller (auth misconfigured)."""
 
@@ -200,6 +237,11 @@ def _conflict(exc: JobStateConflict) -> Response:
     return error_response(HTTPStatus.CONFLICT, "JobStateConflict", str(exc))
 
 
+@app.exception_handler(RotationConflict)
+def _rotation_conflict(exc: RotationConflict) -> Response:
+    return error_response(HTTPStatus.CONFLICT, "RotationConflict", f"{exc}; retry")
+
+
 @app.exception_handler(Unauthenticated)
 def _unauthenticated(exc: Unauthenticated) -> Response:
     return error_response(HTTPStatus.FORBIDDEN, "Unauthenticated", "the request carries no IAM identity")
@@ -224,9 +266,15 @@ def unreadable_body(event: dict[str, Any]) -> dict[str, Any] | None:
         return _raw_error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", message)
     try:
         raw = base64.b64decode(body, validate=True) if event.get("isBase64Encoded") else body.encode()
-        raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         return _raw_error(HTTPStatus.BAD_REQUEST, "InvalidRequest", "the body is not UTF-8 encoded JSON")
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return None  # the resolver's validation names the JSON error
+    if not isinstance(parsed, dict):  # Powertools would validate a list's first element
+        return _raw_error(HTTPStatus.BAD_REQUEST, "InvalidRequest", "the body must be a JSON object")
     return None
 
 
@@ -237,7 +285,7 @@ def _raw_error(status: HTTPStatus, code: str, message: str) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)  # responses hold presigned URLs and secrets
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return unreadable_body(event) or app.resolve(event, context)

@@ -8,8 +8,7 @@ drop duplicates.
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -17,14 +16,16 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from standardwebhooks import Webhook
 
 from segjob_core.errors import WebhookDeliveryFailed, WebhookTargetRefused
 from segjob_core.jobs import Presign, from_dynamodb, item_to_job
 from segjob_core.models import EventType, NotifyOutcome, NotifyRequest, WebhookEvent
 from segjob_core.netguard import check_webhook_url
+from segjob_core.signing import signature_header
+from segjob_core.signing_store import SigningSecrets
 
-from .adapters import DeliveryResponse, IPAddress, PinnedHttpSender, S3Presigner, SecretsManagerSecret
+from .adapters import S3Presigner
+from .sender import DeliveryResponse, IPAddress, PinnedHttpSender
 from .settings import NotifySettings
 
 # Same service as the handler's: these share its configuration, keys and metric set.
@@ -33,15 +34,12 @@ tracer = Tracer(service="notify")
 metrics = Metrics(service="notify")
 
 USER_AGENT = "segjob-notify/0.1"
-SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
-
-
-class WebhookSecretInvalid(Exception):
-    """The stored signing secret is empty or not base64: a deployment error, not the receiver's."""
 
 
 class SecretSource(Protocol):
-    def value(self) -> str: ...
+    def active_secrets(self, owner: str) -> list[str]:
+        """The caller's ``whsec_`` secrets to sign with now, the current one first."""
+        ...
 
 
 class WebhookSender(Protocol):
@@ -60,7 +58,7 @@ class Notifier:
     """What one delivery needs; built once per container by ``get_notifier``."""
 
     settings: NotifySettings
-    secret: SecretSource
+    secrets: SecretSource
     presign: Presign
     sender: WebhookSender
 
@@ -70,7 +68,7 @@ def get_notifier() -> Notifier:
     settings = NotifySettings.from_env()
     return Notifier(
         settings=settings,
-        secret=SecretsManagerSecret(settings.webhook_secret_arn),
+        secrets=SigningSecrets.from_settings(settings),
         presign=S3Presigner(settings.jobs_bucket, settings.result_url_ttl).presign_get,
         sender=PinnedHttpSender(),
     )
@@ -81,18 +79,6 @@ def webhook_id(job_id: str, event_type: EventType) -> str:
     return f"msg_{job_id}_{event_type.value.split('.', 1)[1]}"
 
 
-def signing_secret(secret_string: str) -> str:
-    """The ``whsec_`` form users verify with, from a stored key with or without the prefix."""
-    key = secret_string.strip().removeprefix(SECRET_PREFIX)
-    try:
-        raw = base64.b64decode(key + "=" * (-len(key) % 4), validate=True)
-    except ValueError as exc:  # binascii.Error
-        raise WebhookSecretInvalid("the webhook signing secret is not base64") from exc
-    if not raw:
-        raise WebhookSecretInvalid("the webhook signing secret is empty")
-    return SECRET_PREFIX + key
-
-
 def build_event(event_type: EventType, item: Mapping[str, Any], presign: Presign) -> WebhookEvent:
     """The webhook body for a job item (plain values); ``timestamp`` is when the event
     happened (the status write), so it is the same in every retry."""
@@ -100,12 +86,13 @@ def build_event(event_type: EventType, item: Mapping[str, Any], presign: Presign
     return WebhookEvent(type=event_type, timestamp=job.updated_at, data=job)
 
 
-def signed_headers(secret: str, msg_id: str, sent_at: datetime, body: str) -> dict[str, str]:
-    """Standard Webhooks headers: the signature covers ``id.timestamp.body``."""
+def signed_headers(secrets: Sequence[str], msg_id: str, sent_at: datetime, body: str) -> dict[str, str]:
+    """Standard Webhooks headers: one signature of ``id.timestamp.body`` per secret (two
+    while a rotation overlaps)."""
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(int(sent_at.timestamp())),
-        "webhook-signature": Webhook(secret).sign(msg_id, sent_at, body),
+        "webhook-signature": signature_header(secrets, msg_id, sent_at, body),
         "content-type": "application/json",
         "user-agent": USER_AGENT,
     }
@@ -144,13 +131,13 @@ def _deliver(
 
     body = build_event(event_type, item, notifier.presign).model_dump_json(by_alias=True, exclude_none=True)
     sent_at = datetime.now(UTC).replace(microsecond=0)
-    headers = signed_headers(signing_secret(notifier.secret.value()), msg_id, sent_at, body)
+    # The job's owner's secrets, read at each attempt: a rotation applies to the next one.
+    headers = signed_headers(notifier.secrets.active_secrets(item["owner"]), msg_id, sent_at, body)
 
     response = notifier.sender.post(url, addresses, headers, body.encode(), settings.webhook_timeout_seconds)
     if not response.ok:
         logger.info(
-            "webhook receiver answered",
-            extra={"statusCode": response.status_code, "body": response.body_excerpt},
+            "webhook receiver answered", extra={"statusCode": response.status_code, "reason": response.reason}
         )
         raise WebhookDeliveryFailed(f"webhook receiver answered HTTP {response.status_code}")
     return NotifyOutcome(

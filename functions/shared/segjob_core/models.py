@@ -203,6 +203,31 @@ class WebhookEvent(Contract):
     data: Job
 
 
+# Rotation overlap of a webhook secret: a day by default, a week at most.
+DEFAULT_OVERLAP_SECONDS = 24 * 3600
+MAX_OVERLAP_SECONDS = 7 * 24 * 3600
+
+
+class WebhookSecret(Contract):
+    """The caller's webhook signing secret (``GET /webhook-secret``, ``POST /webhook-secret/rotate``)."""
+
+    secret: str = Field(description="whsec_...: verify this caller's deliveries with it (Standard Webhooks)")
+    generation: int = Field(ge=1, description="1 for the first secret, +1 per rotation")
+    created_at: str = Field(description="when this secret became current")
+    previous_valid_until: str | None = Field(
+        None, description="deliveries also carry a signature of the previous secret until then"
+    )
+
+
+class RotateWebhookSecretRequest(ClientInput):
+    overlap_seconds: int = Field(
+        DEFAULT_OVERLAP_SECONDS,
+        ge=0,
+        le=MAX_OVERLAP_SECONDS,
+        description="how long deliveries are also signed with the secret being replaced (0: revoke it now)",
+    )
+
+
 # result.json ---------------------------------------------------------------------------
 
 

@@ -54,14 +54,18 @@ def check_webhook_url(url: str, *, allow_loopback: bool = False, resolve: bool =
     """Validate ``url`` and return the addresses it resolves to (all of them allowed).
 
     With ``allow_loopback`` (local mode) http is accepted and loopback targets are allowed;
-    private, link-local and metadata addresses are refused in every mode.
+    private, link-local and metadata addresses are refused in every mode. Messages name the
+    host at most, never the path or query (which may hold a token): they reach logs and traces.
     """
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
+        raise WebhookTargetRefused("webhookUrl must not contain spaces or control characters")
     parts = urlsplit(url)
     allowed_schemes = {"https", "http"} if allow_loopback else {"https"}
     if parts.scheme not in allowed_schemes:
-        raise WebhookTargetRefused(f"webhookUrl must use {' or '.join(sorted(allowed_schemes))}: {url!r}")
+        shown = f"{parts.scheme}:" if parts.scheme else "no scheme"
+        raise WebhookTargetRefused(f"webhookUrl must use {' or '.join(sorted(allowed_schemes))}, not {shown}")
     if not parts.hostname:
-        raise WebhookTargetRefused(f"webhookUrl has no host: {url!r}")
+        raise WebhookTargetRefused("webhookUrl has no host")
     if parts.username or parts.password:
         raise WebhookTargetRefused("webhookUrl must not carry credentials")
     if not resolve:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +56,20 @@ def api(monkeypatch: pytest.MonkeyPatch):
                 ),
             )
         boto3.client("s3").create_bucket(Bucket=env["JOBS_BUCKET"])
+        for logical_id in stack.resources_of_type("AWS::SecretsManager::Secret"):
+            arn = boto3.client("secretsmanager").create_secret(
+                Name=stack.physical_name(logical_id), SecretString=secrets.token_urlsafe(48)
+            )["ARN"]
+            for name in [name for name, value in env.items() if value == stack.ref(logical_id)]:
+                monkeypatch.setenv(name, arn)  # moto's ARN has a suffix of its own
         from job_api import handler
 
-        handler.service.cache_clear()
-        handler.idempotent_create.cache_clear()
+        caches = (handler.service, handler.idempotent_create, handler.signing_secrets)
+        for cache in caches:
+            cache.cache_clear()
         yield handler
-        handler.service.cache_clear()
-        handler.idempotent_create.cache_clear()
+        for cache in caches:
+            cache.cache_clear()
 
 
 def call(
@@ -282,3 +291,87 @@ def test_a_json_body_that_is_not_utf8_is_400(api) -> None:
 def test_json_with_a_charset_is_accepted(api) -> None:
     status, body = call(api, "POST", "/jobs", {}, headers={"content-type": "application/json; charset=utf-8"})
     assert status == 201, body
+
+
+# --- the caller's webhook signing secret ---------------------------------------------------
+
+
+def call_with_headers(api, method: str, path: str, body: Any = None, caller: str = ALICE) -> dict[str, Any]:
+    """The raw v2 response (status, headers, body) of one request."""
+    event = json.loads((EVENTS / "api_create_job.json").read_text())
+    event["routeKey"] = f"{method} {path}"
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["http"]["method"] = method
+    event["requestContext"]["authorizer"]["iam"]["userArn"] = caller
+    event["body"] = None if body is None else json.dumps(body)
+    return api.lambda_handler(event, FakeContext())
+
+
+def test_webhook_secret_is_created_on_first_use_and_stable(api) -> None:
+    status, first = call(api, "GET", "/webhook-secret")
+    _, again = call(api, "GET", "/webhook-secret")
+
+    assert status == 200
+    assert first["secret"].startswith("whsec_") and len(base64.b64decode(first["secret"][6:])) == 32
+    assert first["generation"] == 1 and "previousValidUntil" not in first
+    assert again == first
+
+
+def test_each_caller_has_a_secret_of_its_own(api) -> None:
+    _, alice = call(api, "GET", "/webhook-secret")
+    _, bob = call(api, "GET", "/webhook-secret", caller=BOB)
+
+    assert alice["secret"] != bob["secret"]
+
+
+def test_secret_responses_are_not_cacheable(api) -> None:
+    for method, path in (("GET", "/webhook-secret"), ("POST", "/webhook-secret/rotate")):
+        response = call_with_headers(api, method, path, {} if method == "POST" else None)
+        assert response["statusCode"] == 200
+        assert response["headers"]["Cache-Control"] == "no-store"
+
+
+def test_rotation_gives_a_new_secret_and_an_overlap(api) -> None:
+    _, before = call(api, "GET", "/webhook-secret")
+
+    status, rotated = call(api, "POST", "/webhook-secret/rotate", {"overlapSeconds": 3600})
+    _, after = call(api, "GET", "/webhook-secret")
+    _, bob = call(api, "GET", "/webhook-secret", caller=BOB)
+
+    assert status == 200
+    assert rotated["generation"] == 2 and rotated["secret"] != before["secret"]
+    assert rotated["previousValidUntil"] > rotated["createdAt"]
+    assert after == rotated
+    assert bob["generation"] == 1  # another caller's secret is untouched
+
+
+def test_rotation_without_a_body_overlaps_a_day_and_zero_revokes_at_once(api) -> None:
+    status, default = call(api, "POST", "/webhook-secret/rotate")
+    _, revoked = call(api, "POST", "/webhook-secret/rotate", {"overlapSeconds": 0})
+
+    assert status == 200
+    created = datetime.fromisoformat(default["createdAt"])
+    assert datetime.fromisoformat(default["previousValidUntil"]) - created == timedelta(days=1)
+    assert revoked["generation"] == 3 and "previousValidUntil" not in revoked
+
+
+@pytest.mark.parametrize(
+    "body", [{"overlapSeconds": -1}, {"overlapSeconds": 8 * 86400}, {"overlapSeconds": "60"}, {"x": 1}]
+)
+def test_rotation_overlap_is_validated(api, body: Any) -> None:
+    status, answer = call(api, "POST", "/webhook-secret/rotate", body)
+
+    assert status == 400 and answer["error"]["code"] == "InvalidRequest"
+    assert call(api, "GET", "/webhook-secret")[1]["generation"] == 1  # nothing rotated
+
+
+@pytest.mark.parametrize("path", ["/jobs", "/webhook-secret/rotate"])
+@pytest.mark.parametrize("body", [[{}], [None, None], "null", 3])
+def test_a_json_body_that_is_not_an_object_is_400(api, path: str, body: Any) -> None:
+    # Powertools would take a list's first element as the body
+    status, answer = call(api, "POST", path, body if isinstance(body, str) else json.dumps(body))
+
+    assert status == 400 and answer["error"] == {
+        "code": "InvalidRequest",
+        "message": "the body must be a JSON object",
+    }

@@ -188,3 +188,20 @@ def test_idempotency_keys_are_stable_header_safe_and_short(tmp_path) -> None:
     assert key == _idempotency_key("batch-7", deep)
     assert key != _idempotency_key("batch-7", deep.with_name("other.jpg"))
     assert key.startswith("batch-7-") and key.isascii() and len(key) <= 255
+
+
+@pytest.mark.parametrize(
+    ("given", "seconds"),
+    [("0", 0), ("3600", 3600), ("90m", 5400), ("24h", 86400), ("7d", 604800), ("1.5h", 5400)],
+)
+def test_rotation_overlap_takes_seconds_or_units(given: str, seconds: int) -> None:
+    args = build_parser().parse_args(["webhook", "rotate", "--overlap", given])
+    assert args.overlap == seconds
+
+
+@pytest.mark.parametrize("given", ["-1", "8d", "soon", "h", ""])
+def test_rotation_overlap_out_of_range_is_a_usage_error(capsys, given: str) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["webhook", "rotate", "--overlap", given])
+    assert exited.value.code == EXIT_USAGE
+    assert "expected 0 to 604800 s" in capsys.readouterr().err

@@ -150,6 +150,14 @@ def test_functions_code_handler_timeout_and_layers(stack: Stack) -> None:
             assert config.timeout == props["Timeout"]
 
 
+def test_functions_trace_actively_and_never_capture_responses(stack: Stack) -> None:
+    # Globals: Tracing Active, and responses (presigned URLs, secrets) kept out of traces
+    for logical_id in functions_in_template():
+        config = stack.function(logical_id)
+        assert config.tracing is True
+        assert config.environment["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
+
+
 def test_state_machine_definition_has_every_substitution_filled(stack: Stack) -> None:
     machines = stack.state_machines()
     assert set(machines) == {

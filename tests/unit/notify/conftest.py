@@ -7,7 +7,7 @@ imported as usual.
 
 from __future__ import annotations
 
-import base64
+import datetime as dt
 import importlib.util
 import json
 import os
@@ -26,6 +26,10 @@ from typing import Any
 
 import boto3
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from moto import mock_aws
 
 REPO = Path(__file__).resolve().parents[3]
@@ -33,7 +37,9 @@ FUNCTION_DIR = REPO / "functions" / "notify"
 EVENTS_DIR = REPO / "tests" / "events"
 
 BUCKET = "segjob-jobs-unit"
-SECRET_NAME = "segjob/webhook-signing-key"
+MASTER_KEY_NAME = "segjob/webhook-master-key"
+STATE_TABLE = "segjob-webhook-secret-state-unit"
+OWNER = "arn:aws:iam::123456789012:user/alice"  # the owner of the jobs in tests/events
 
 # Powertools reads its own config when the handler module is imported (the template's
 # Globals set it in AWS); without a namespace, flushing metrics fails schema validation.
@@ -42,7 +48,9 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 if str(FUNCTION_DIR) not in sys.path:
     sys.path.insert(0, str(FUNCTION_DIR))
 
-from job_notify import adapters, logic, settings  # noqa: E402 - needs FUNCTION_DIR on sys.path
+from job_notify import adapters, logic, sender, settings  # noqa: E402 - needs FUNCTION_DIR on sys.path
+from local.template import Stack  # noqa: E402
+from segjob_core.signing import derive_secret  # noqa: E402
 
 
 def _load_app() -> ModuleType:
@@ -53,12 +61,13 @@ def _load_app() -> ModuleType:
     return module
 
 
-NOTIFY = SimpleNamespace(app=_load_app(), logic=logic, adapters=adapters, settings=settings)
+NOTIFY = SimpleNamespace(app=_load_app(), logic=logic, adapters=adapters, sender=sender, settings=settings)
 
 
 @pytest.fixture
 def notify_fn() -> SimpleNamespace:
-    """The function's modules: ``.app`` (the Lambda handler), ``.logic``, ``.adapters``, ``.settings``."""
+    """The function's modules: ``.app`` (the Lambda handler), ``.logic``, ``.adapters``,
+    ``.sender``, ``.settings``."""
     return NOTIFY
 
 
@@ -97,14 +106,21 @@ def notify_event() -> Callable[..., dict[str, Any]]:
 
 
 @pytest.fixture
-def signing_key() -> str:
-    """The SecretString as stored: base64 of 24 random bytes (users see ``whsec_`` + it)."""
-    return base64.b64encode(secrets.token_bytes(24)).decode()
+def master_key() -> str:
+    """The master key's SecretString, as Secrets Manager generates it (64 characters)."""
+    return secrets.token_urlsafe(48)
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch, signing_key: str) -> Iterator[SimpleNamespace]:
-    """moto in-process with the jobs bucket and the signing secret."""
+def signing_key(master_key: str) -> str:
+    """The whsec_ secret of the test jobs' owner (generation 1: never rotated)."""
+    return derive_secret(master_key.encode(), OWNER, 1)
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch, master_key: str) -> Iterator[SimpleNamespace]:
+    """moto in-process with the jobs bucket, the master key and the secret state table
+    (its key schema from template.yaml)."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -123,17 +139,30 @@ def aws(monkeypatch: pytest.MonkeyPatch, signing_key: str) -> Iterator[SimpleNam
     with mock_aws():
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket=BUCKET)
-        secret_arn = boto3.client("secretsmanager").create_secret(Name=SECRET_NAME, SecretString=signing_key)[
-            "ARN"
-        ]
-        yield SimpleNamespace(s3=s3, secret_arn=secret_arn, bucket=BUCKET)
+        master_key_arn = boto3.client("secretsmanager").create_secret(
+            Name=MASTER_KEY_NAME, SecretString=master_key
+        )["ARN"]
+        table = Stack(REPO / "template.yaml").resources["WebhookSecretStateTable"]["Properties"]
+        boto3.client("dynamodb").create_table(
+            TableName=STATE_TABLE,
+            KeySchema=table["KeySchema"],
+            AttributeDefinitions=table["AttributeDefinitions"],
+            BillingMode=table["BillingMode"],
+        )
+        yield SimpleNamespace(
+            s3=s3,
+            master_key_arn=master_key_arn,
+            bucket=BUCKET,
+            state_table=boto3.resource("dynamodb").Table(STATE_TABLE),
+        )
 
 
 @pytest.fixture
 def notify_env(monkeypatch: pytest.MonkeyPatch, aws: SimpleNamespace) -> dict[str, str]:
     """The function's environment in local mode (loopback receivers allowed)."""
     env = {
-        "WEBHOOK_SECRET_ARN": aws.secret_arn,
+        "WEBHOOK_MASTER_KEY_ARN": aws.master_key_arn,
+        "WEBHOOK_SECRET_STATE_TABLE": STATE_TABLE,
         "JOBS_BUCKET": aws.bucket,
         "WEBHOOK_TIMEOUT_SECONDS": "2",
         "ALLOW_LOOPBACK_WEBHOOKS": "true",
@@ -226,3 +255,35 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def self_signed(tmp_path: Path) -> Callable[[str], tuple[Path, Path]]:
+    """Makes a self-signed certificate (and key) for a hostname: (cert path, key path)."""
+
+    def make(name: str) -> tuple[Path, Path]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        now = dt.datetime.now(dt.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        cert_path, key_path = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        return cert_path, key_path
+
+    return make

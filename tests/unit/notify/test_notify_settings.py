@@ -6,7 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 REQUIRED = {
-    "WEBHOOK_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:segjob/webhook-AbCdEf",
+    "WEBHOOK_MASTER_KEY_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:segjob/webhook-AbCdEf",
+    "WEBHOOK_SECRET_STATE_TABLE": "segjob-WebhookSecretStateTable-1A2B3C",
     "JOBS_BUCKET": "segjob-jobs-123456789012",
 }
 
@@ -14,7 +15,8 @@ REQUIRED = {
 def test_defaults(notify_fn):
     settings = notify_fn.settings.NotifySettings.from_env(REQUIRED)
 
-    assert settings.webhook_secret_arn == REQUIRED["WEBHOOK_SECRET_ARN"]
+    assert settings.webhook_master_key_arn == REQUIRED["WEBHOOK_MASTER_KEY_ARN"]
+    assert settings.webhook_secret_state_table == REQUIRED["WEBHOOK_SECRET_STATE_TABLE"]
     assert settings.jobs_bucket == REQUIRED["JOBS_BUCKET"]
     assert settings.webhook_timeout_seconds == 10.0
     assert settings.allow_loopback_webhooks is False
@@ -73,6 +75,8 @@ def test_required_variables(notify_fn, missing):
         ("RESULT_URL_TTL", "10"),
         ("RESULT_URL_TTL", str(7 * 24 * 3600 + 1)),  # beyond SigV4's 7-day maximum
         ("JOBS_BUCKET", ""),
+        ("WEBHOOK_MASTER_KEY_ARN", ""),
+        ("WEBHOOK_SECRET_STATE_TABLE", ""),
     ],
 )
 def test_invalid_values_refused(notify_fn, name, raw):
