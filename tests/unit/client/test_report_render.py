@@ -1,6 +1,6 @@
 """The HTML report of `segjob results --html`, rendered from jobs in memory: one card per job
 with its thumbnail inlined, everything user-given escaped, nothing loaded from elsewhere.
-(tests/e2e/test_report.py opens a report of real jobs in Chromium.)"""
+(tests/e2e/test_results_html.py opens a report of real jobs in Chromium.)"""
 
 from __future__ import annotations
 
