@@ -331,6 +331,8 @@ def cmd_results(args: argparse.Namespace) -> int:
         raise SegjobError("say where the results go: --out DIR and/or --html FILE", "Usage")
     if bool(args.job_ids) == bool(args.recent):
         raise SegjobError("name the jobs (JOB_ID ...) or ask for --recent N, not both", "Usage")
+    if args.status and not args.recent:
+        raise SegjobError("--status goes with --recent N", "Usage")
     _check_out_dir(args.out)
     if args.html and args.html.is_dir():
         raise SegjobError(f"--html {args.html}: is a directory; name the report file", "Usage")

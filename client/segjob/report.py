@@ -30,6 +30,7 @@ from segjob_core.models import Job, JobStatus, ResultDocument, Timings
 # Longest side of a thumbnail, in pixels; shown at its natural size (no browser scaling).
 THUMBNAIL_SIDE = 320
 THUMBNAIL_QUALITY = 80
+JPEG_MAGIC = b"\xff\xd8\xff"
 STAGES = tuple(name for name in Timings.model_fields if name != "total")
 STAGE_COLORS = ("#8da0cb", "#66c2a5", "#fc8d62", "#e78ac3", "#a6d854", "#ffd92f", "#b3b3b3")
 STATUS_COLORS = {
@@ -162,6 +163,9 @@ def _card(entry: ReportEntry, base_dir: Path | None) -> str:
 def _picture(entry: ReportEntry) -> str:
     if entry.annotated:
         try:
+            if not entry.annotated.startswith(JPEG_MAGIC):
+                # never asks Image.open to guess (Ultralytics patches it to import a HEIF plugin)
+                raise ValueError("annotated.jpg is not a JPEG")
             data, width, height = thumbnail_jpeg(entry.annotated)
         except (OSError, ValueError):  # not an image after all: say so instead of failing the report
             return '<div class="thumb none">annotated.jpg unreadable</div>'

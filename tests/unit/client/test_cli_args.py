@@ -133,6 +133,7 @@ def test_every_bad_local_input_is_one_line_and_exit_2(capsys, tmp_path, case) ->
         (["results", "--html", "r.html"], "name the jobs (JOB_ID ...) or ask for --recent N"),
         (["results", "job_1", "--recent", "3", "--out", "o"], "not both"),
         (["results", "job_1", "--html", "."], "is a directory; name the report file"),
+        (["results", "job_1", "--status", "FAILED", "--out", "o"], "--status goes with --recent N"),
         (["frobnicate"], "argument command: invalid choice: 'frobnicate'"),
     ],
 )

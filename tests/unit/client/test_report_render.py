@@ -117,8 +117,11 @@ def test_user_given_text_is_escaped() -> None:
     assert "&lt;script&gt;" in page and "&lt;/dd&gt;&lt;img src=x&gt;" in page
 
 
-def test_an_unreadable_annotated_image_does_not_break_the_report() -> None:
-    page = render_report([ReportEntry(job=succeeded(), annotated=b"not a jpeg")])
+@pytest.mark.parametrize("data", [b"not a jpeg", jpeg(64, 48)[:40]], ids=["not a jpeg", "truncated"])
+def test_an_unreadable_annotated_image_does_not_break_the_report(data: bytes) -> None:
+    import ultralytics  # noqa: F401 - patches Image.open as it does in a process that also segments
+
+    page = render_report([ReportEntry(job=succeeded(), annotated=data)])
 
     assert "annotated.jpg unreadable" in page
 
