@@ -221,7 +221,7 @@ def _ready_text(endpoints: dict[str, object], state: StateDir, seconds: float) -
             f"local mode is up in {seconds:.1f} s (pid {endpoints['pid']}; logs in {endpoints['log_dir']})",
             f"  API URL         {endpoints['api_url']}",
             f"  use it          {use}   # segjob on PATH, SEGJOB_API_URL set",
-            f"  webhook secret  {endpoints.get('webhook_secret')}   (segjob webhook secret; kept across restarts)",
+            "  webhook secret  segjob webhook secret   # yours; kept across restarts in the state dir",
             f"  stop it         {stop}",
         ]
     )
