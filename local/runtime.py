@@ -24,11 +24,14 @@ import json
 import logging
 import math
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -50,6 +53,7 @@ from .provision import (
     save_persisted_items,
 )
 from .scheduler import ScheduleDispatcher
+from .state import StateDir
 from .template import ACCOUNT_ID, REGION, SERVERLESS_STATE_MACHINE, EventRule, Stack, load_template
 from .xray import XRayDaemon
 
@@ -57,6 +61,7 @@ LOG = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TEMPLATE = ROOT / "template.yaml"
+# `python -m local up`'s; a LocalRuntime without a state_dir makes a temporary one of its own.
 DEFAULT_STATE_DIR = ROOT / ".local-state"
 # Local mode's own parameter defaults (like a samconfig.toml for "local").
 LOCAL_PARAMETER_OVERRIDES = {"AllowLoopbackWebhooks": "true"}
@@ -99,6 +104,8 @@ class LocalRuntime:
     local mode's own: AllowLoopbackWebhooks=true). ``eager`` starts every function's
     worker at startup (True), none (False), or the named ones. ``function_env`` adds or
     replaces env vars of functions, by logical id (like ``sam local --env-vars``).
+    ``state_dir`` holds the logs, the functions' /tmp and endpoints.json; one running
+    instance owns it (``StateDirInUse`` for a second); default: a temporary one of its own.
     ``tracing`` runs a local X-Ray daemon and traces the functions with ``Tracing:
     Active`` (their segment documents: ``xray_documents()`` and ``<state dir>/xray/``).
     """
@@ -120,7 +127,11 @@ class LocalRuntime:
             **local_parameter_overrides(self.template_path),
             **(parameter_overrides or {}),
         }
-        self.state_dir = Path(state_dir or DEFAULT_STATE_DIR).resolve()
+        if state_dir is None:  # a directory of its own, removed with this object (or at exit)
+            state_dir = tempfile.mkdtemp(prefix="segjob-local-")
+            weakref.finalize(self, shutil.rmtree, state_dir, ignore_errors=True)
+        self._state = StateDir(state_dir)
+        self.state_dir = self._state.path
         self.log_dir = self.state_dir / "logs"
         self.api_port = api_port
         self.eager = eager
@@ -160,6 +171,7 @@ class LocalRuntime:
         if self._started:
             return self
         started = time.monotonic()
+        self._state.acquire()  # StateDirInUse before anything starts
         self._started = True
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -210,6 +222,7 @@ class LocalRuntime:
             self._xray = None
         with self._clients_lock:
             self._clients.clear()
+        self._state.release()
         self._started = False
 
     def _start_moto(self, lambda_endpoint: str) -> None:
@@ -333,8 +346,12 @@ class LocalRuntime:
         self._http_api.start()
 
     def _write_endpoints(self) -> None:
-        path = self.state_dir / "endpoints.json"
-        path.write_text(json.dumps(self.endpoints(), indent=2) + "\n", encoding="utf-8")
+        self._state.write_endpoints(self.endpoints())
+
+    @property
+    def endpoints_path(self) -> Path:
+        """``<state dir>/endpoints.json``: written once the instance is up, removed when it stops."""
+        return self._state.endpoints_path
 
     # --- what clients and tests need ----------------------------------------------------
 

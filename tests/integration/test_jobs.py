@@ -5,6 +5,7 @@ segment and notify handlers, and a real webhook receiver verifying signatures.""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -22,12 +23,14 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "shapes-1.jpg"
+ISO_MS_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 
 def test_happy_path_result_annotated_jpeg_and_signed_webhook(runtime, client, receiver, tmp_path) -> None:
     # GIVEN a job with a webhook WHEN the image is uploaded with its presigned POST
     created = client.submit(SAMPLE, webhook_url=receiver.url, params={"conf": 0.25}, metadata={"run": "it"})
-    assert created.status is JobStatus.AWAITING_UPLOAD
+    # submit returns once the upload has started the job: its status says so
+    assert created.status is not JobStatus.AWAITING_UPLOAD and created.started_at
 
     # THEN a verified job.succeeded webhook arrives and polling shows the same
     event = receiver.wait_for(created.job_id, timeout=180)
@@ -60,6 +63,10 @@ def test_happy_path_result_annotated_jpeg_and_signed_webhook(runtime, client, re
         lambda: (j := client.get_job(job.job_id)).webhook.status is WebhookStatus.DELIVERED and j
     )
     assert delivered.webhook.delivered_at
+    # one timestamp format, also where the state machine (moto's EnteredTime) wrote the time
+    stamps = [delivered.created_at, delivered.updated_at, delivered.expires_at, delivered.started_at]
+    stamps += [delivered.finished_at, delivered.webhook.delivered_at, event.timestamp, document.created_at]
+    assert all(ISO_MS_Z.match(stamp or "") for stamp in stamps), stamps
 
 
 def test_tiling_params_reach_the_segment_function(runtime, client, tmp_path) -> None:

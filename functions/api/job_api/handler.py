@@ -49,6 +49,7 @@ from segjob_core.models import (
     ErrorResponse,
     Job,
     JobList,
+    JobStatus,
     RotateWebhookSecretRequest,
     WebhookSecret,
 )
@@ -138,8 +139,9 @@ def create_job(
 def list_jobs(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     next_token: Annotated[str | None, Query(alias="nextToken", max_length=2048)] = None,
+    status: Annotated[JobStatus | None, Query(description="only jobs in this status")] = None,
 ) -> Response[JobList]:
-    return json_response(HTTPStatus.OK, service().list(caller(), limit, next_token))
+    return json_response(HTTPStatus.OK, service().list(caller(), limit, next_token, status))
 
 
 @app.get("/jobs/<jobId>", summary="Get a job", responses=_responses(200, Job, 404))

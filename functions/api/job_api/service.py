@@ -99,9 +99,11 @@ class JobService:
     def get(self, owner: str, job_id: str) -> Job:
         return self._view(self._expire_if_due(self._jobs.get(job_id, owner)))
 
-    def list(self, owner: str, limit: int, token: str | None) -> JobList:
-        items, next_token = self._jobs.list_by_owner(owner, limit, token)
-        return JobList(jobs=[self._view(self._expire_if_due(item)) for item in items], next_token=next_token)
+    def list(self, owner: str, limit: int, token: str | None, status: JobStatus | None = None) -> JobList:
+        items, next_token = self._jobs.list_by_owner(owner, limit, token, status)
+        jobs = [self._view(self._expire_if_due(item)) for item in items]
+        # a job that expired on this read no longer has the status asked for
+        return JobList(jobs=[j for j in jobs if status in (None, j.status)], next_token=next_token)
 
     def cancel(self, owner: str, job_id: str) -> Job:
         """A job awaiting its upload never runs; a running one keeps no result: the flow's

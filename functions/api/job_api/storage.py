@@ -9,13 +9,16 @@ from datetime import datetime
 from typing import Any
 
 import boto3
-from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.conditions import Attr, Key
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from segjob_core.models import EventType, JobStatus, WebhookStatus
 from segjob_core.s3 import presign_config
 
+# GET /jobs?status=: jobs read per query page, and pages read per request at most.
+LIST_FILTERED_PAGE = 100
+LIST_READ_PAGES = 10
 _CLIENT_CONFIG = Config(signature_version="s3v4", retries={"mode": "standard", "max_attempts": 3})
 
 
@@ -47,22 +50,40 @@ class JobStore:
         return item
 
     def list_by_owner(
-        self, owner: str, limit: int, token: str | None
+        self, owner: str, limit: int, token: str | None, status: JobStatus | None = None
     ) -> tuple[list[dict[str, Any]], str | None]:
+        """Up to ``limit`` jobs of ``owner``, newest first, only those in ``status`` if given.
+        DynamoDB applies a filter after its Limit, so filtered pages are read until ``limit``
+        jobs are found, at most LIST_READ_PAGES of them (a bounded request); the token then
+        names the last job returned, or the last key read."""
         query: dict[str, Any] = {
             "IndexName": "ByOwner",
             "KeyConditionExpression": Key("owner").eq(owner),
             "ScanIndexForward": False,
             "Limit": limit,
         }
+        if status is not None:
+            query["FilterExpression"] = Attr("status").eq(status.value)
+            query["Limit"] = max(limit, LIST_FILTERED_PAGE)
         if token:
             start = _decode_token(token)
             if start["owner"] != owner:
                 raise InvalidToken(token)
             query["ExclusiveStartKey"] = start
-        page = self._table.query(**query)
-        last = page.get("LastEvaluatedKey")
-        return page.get("Items", []), _encode_token(last) if last else None
+        items: list[dict[str, Any]] = []
+        for _ in range(LIST_READ_PAGES):
+            page = self._table.query(**query)
+            items += page.get("Items", [])
+            last = page.get("LastEvaluatedKey")
+            if len(items) > limit:  # more matches than asked for: continue after the last one shown
+                items = items[:limit]
+                last = {name: items[-1][name] for name in ("jobId", "owner", "createdAt")}
+            if len(items) == limit:
+                break
+            if not last:
+                break
+            query["ExclusiveStartKey"] = last
+        return items, _encode_token(last) if last else None
 
     def set_status(
         self, job_id: str, owner: str, new: JobStatus, allowed_from: set[JobStatus], now: str
