@@ -13,8 +13,18 @@ TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 AWS_REGION ?= us-east-1
 export AWS_REGION
 export SAM_CLI_TELEMETRY := 0
+SAM := $(TOOLS)/bin/sam
+DOCKER ?= docker
+DEPLOY_FLAGS ?= --guided
+# A python3.12 that runs: on PATH, else pyenv's (its shim on PATH may only name another version).
+PYTHON312 ?= $(shell for p in python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12); do \
+  "$$p" -c "" 2>/dev/null && command -v "$$p" && break; done)
+# The region above is for the linters; deploys use the caller's own (profile or AWS_REGION).
+DEPLOY_ENV := $(if $(filter file,$(origin AWS_REGION)),env -u AWS_REGION,)
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup dev tools demo test test-unit test-integration lint typecheck bench train eval model image-test openapi deploy delete clean
+.PHONY: setup dev tools demo test test-unit test-integration lint typecheck bench cost train eval model image-test openapi deploy delete clean
+.PHONY: local-up local-down local-env browser docs deploy-check
 
 # setup: the runtime only (local mode, the functions, the client): all `make demo` needs.
 setup: $(VENV)/.runtime
@@ -47,7 +57,7 @@ else
 endif
 	$(PY) -c "import torch; print('torch', torch.__version__, 'CUDA' if torch.version.cuda else 'CPU-only', 'build')"
 
-tools: $(TOOLS)/.installed
+tools: $(TOOLS)/.installed $(TOOLS)/checkov/.installed
 
 $(TOOLS)/.installed: requirements-tools.txt
 	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
@@ -55,16 +65,36 @@ $(TOOLS)/.installed: requirements-tools.txt
 	npm install --no-save --no-audit --no-fund --prefix $(TOOLS)/npm asl-validator@4.0.0
 	touch $@
 
+$(TOOLS)/checkov/.installed: requirements-checkov.txt
+	test -x $(TOOLS)/checkov/bin/python || $(PYTHON) -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/pip install -q -r requirements-checkov.txt
+	touch $@
+
 demo: setup
 	$(PY) -m local.demo
 
-test: dev tools lint typecheck
+# Local mode in the background (state and logs in .local-state/); see README "Run it yourself".
+local-up: setup
+	$(PY) -m local up --detach
+
+local-down:
+	@test -x $(PY) || exit 0; $(PY) -m local down
+
+# eval "$$(make -s local-env)": segjob on PATH and pointed at the running local mode.
+local-env:
+	@test -x $(PY) || { echo "run make setup first" >&2; exit 1; }; $(PY) -m local env
+
+# Debian's Chromium, for the test that opens `segjob results --html` pages; installed only when missing.
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+
+test: dev tools browser lint typecheck
 	$(PY) -m pytest tests --ignore=tests/image
 
 test-unit: dev
 	$(PY) -m pytest tests/unit
 
-test-integration: dev
+test-integration: dev browser
 	$(PY) -m pytest tests/integration tests/e2e
 
 # The segment function's container image, built on a stand-in of the Lambda base image and
@@ -80,13 +110,17 @@ lint: dev tools
 	$(TOOLS)/bin/sam validate --lint --region $(AWS_REGION)
 	$(TOOLS)/npm/node_modules/.bin/asl-validator $(addprefix --json-path ,$(wildcard statemachine/*.asl.json))
 	$(TOOLS)/bin/hadolint functions/segment/Dockerfile
+	$(TOOLS)/checkov/bin/checkov -f template.yaml --config-file .checkov.yaml
 
 typecheck: dev
-	$(VENV)/bin/mypy functions/shared/segjob_core functions/api/job_api functions/segment/segmentation functions/notify/job_notify client/segjob local
+	$(VENV)/bin/mypy functions/shared/segjob_core functions/api/job_api functions/segment/segmentation functions/notify/job_notify client/segjob local docs/limits.py
 
 bench: dev
 	$(PY) bench/segment_bench.py
 	$(PY) bench/job_bench.py
+
+cost: setup
+	$(PY) bench/cost.py
 
 train: dev
 	$(PY) training/train.py --epochs $${EPOCHS:-20}
@@ -101,12 +135,28 @@ model: dev
 openapi: dev
 	PYTHONPATH=functions/api:functions/shared $(PY) -m job_api.openapi > docs/openapi.json
 
-deploy:
-	sam build --parallel
-	sam deploy --guided
+# README "Defaults and limits" is generated from the models, template.yaml and the state machines.
+docs: setup
+	$(PY) -m docs.limits --write README.md
 
-delete:
-	sam delete
+# sam build makes the zip functions with a local python3.12 (their runtime: PATH or pyenv) and
+# the segment image with Docker; sam deploy needs AWS credentials. All three are checked first.
+deploy-check: tools
+	@missing=""; \
+	$(TOOLS)/bin/python -c 'import boto3, sys; sys.exit(boto3.Session().get_credentials() is None)' 2>/dev/null \
+	  || missing="$$missing\n  - AWS credentials (aws configure / AWS_PROFILE / AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY)"; \
+	$(DOCKER) info >/dev/null 2>&1 \
+	  || missing="$$missing\n  - a running Docker engine (sam build builds the segment function's container image)"; \
+	test -n "$(PYTHON312)" \
+	  || missing="$$missing\n  - python3.12 (sam build builds the zip functions with it): install it, or PYTHON312=/path/to/python3.12"; \
+	if [ -n "$$missing" ]; then printf "make deploy needs:$$missing\n" >&2; exit 2; fi
+
+deploy: deploy-check
+	PATH="$(dir $(PYTHON312)):$$PATH" $(DEPLOY_ENV) $(SAM) build --parallel
+	$(DEPLOY_ENV) $(SAM) deploy $(DEPLOY_FLAGS)
+
+delete: tools
+	$(DEPLOY_ENV) $(SAM) delete
 
 clean:
 	rm -rf out build .aws-sam .local-state .pytest_cache .ruff_cache .mypy_cache

@@ -44,6 +44,7 @@ MODEL = ROOT / "functions" / "segment" / "model" / "shapes-seg.onnx"
 CHECKPOINT = MODEL.with_suffix(".pt")
 SAMPLE = ROOT / "samples" / "shapes-1.jpg"
 RESULTS = ROOT / "bench" / "results" / "segment.json"
+LAMBDA_RESULTS = ROOT / "bench" / "results" / "segment_lambda.json"  # what bench/cost.py reads
 CACHE = ROOT / "build" / "bench-images"
 STAGES = ("decode", "inference", "postprocess", "annotate", "encode", "total")
 CONTENDERS = ("project", "torch", "baseline")
@@ -328,18 +329,55 @@ def cost(runs: int) -> dict[str, Any]:
     table: dict[str, Any] = {}
     print("\ncost per 1,000 images by Lambda memory size (x86_64; duration estimated from 1 and 2 vCPUs)")
     for label, (image, params) in cases.items():
-        one = spawn("project", image, threads=1, cpus=1, params=params, warm_runs=runs)["warm"]["median"]
-        two = spawn("project", image, threads=2, cpus=2, params=params, warm_runs=runs)["warm"]["median"]
+        one_warm = spawn("project", image, threads=1, cpus=1, params=params, warm_runs=runs)["warm"]
+        two_warm = spawn("project", image, threads=2, cpus=2, params=params, warm_runs=runs)["warm"]
+        one, two = one_warm["median"], two_warm["median"]
         rows = []
         for size in MEMORY_SIZES:
             seconds = lambda_seconds(size, one, two)
             usd = 1000 * (seconds * size / 1024 * GB_SECOND_USD + REQUEST_USD)
             rows.append({"memoryMb": size, "seconds": round(seconds, 4), "usdPer1000": round(usd, 5)})
-        table[label] = {"oneVcpuMs": round(one, 1), "twoVcpuMs": round(two, 1), "bySize": rows}
+        table[label] = {
+            "oneVcpuMs": round(one, 1),
+            "oneVcpuP90Ms": round(one_warm["p90"], 1),
+            "twoVcpuMs": round(two, 1),
+            "twoVcpuP90Ms": round(two_warm["p90"], 1),
+            "bySize": rows,
+        }
         print(f"  {label}: {one:.0f} ms on 1 vCPU, {two:.0f} ms on 2")
         for row in rows:
             print(f"    {row['memoryMb']:>6} MB  {row['seconds'] * 1000:>7.0f} ms  ${row['usdPer1000']:.4f}")
     return {"gbSecondUsd": GB_SECOND_USD, "requestUsd": REQUEST_USD, "images": table}
+
+
+def write_lambda_figures(figures: dict[str, Any], path: Path = LAMBDA_RESULTS) -> None:
+    """bench/cost.py's input: the segment function's time by Lambda memory size, where measured
+    (1 and 2 vCPUs stand for 1769 and 3538 MB), with its init time and memory."""
+    sample = figures["cost"]["images"]["shapes-1.jpg (960x640)"]
+    cold = figures["coldStart"]["project"]
+    init_ms = round(cold["coldMedianMs"] - cold["firstJobMedianMs"])
+    entry = {"init_ms": init_ms, "max_rss_mb": round(cold["rssAfterFirstResultMb"])}
+    document = {
+        "measured": time.strftime("%Y-%m-%d"),
+        "source": "bench/segment_bench.py --memory: onnxruntime backend, demo model at 320 px, "
+        "samples/shapes-1.jpg, pinned to 1 and 2 vCPUs, in-memory store (no S3 time)",
+        "image": "samples/shapes-1.jpg",
+        "by_memory_mb": {
+            str(MB_PER_VCPU): {
+                "vcpus": 1,
+                "median_ms": sample["oneVcpuMs"],
+                "p90_ms": sample["oneVcpuP90Ms"],
+                **entry,
+            },
+            str(2 * MB_PER_VCPU): {
+                "vcpus": 2,
+                "median_ms": sample["twoVcpuMs"],
+                "p90_ms": sample["twoVcpuP90Ms"],
+                **entry,
+            },
+        },
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n")
 
 
 def main() -> None:
@@ -381,6 +419,7 @@ def main() -> None:
     if args.memory:
         figures["memory"] = memory()
         figures["cost"] = cost(args.runs)
+        write_lambda_figures(figures)
     previous = json.loads(args.json.read_text()) if args.json.is_file() else {}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({**previous, **figures}, indent=2) + "\n")

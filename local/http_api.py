@@ -21,10 +21,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from .servers import BurstHTTPServer
 from .template import ACCOUNT_ID, HttpRoute
 
 LOG = logging.getLogger(__name__)
@@ -263,7 +264,7 @@ class LocalHttpApi:
         class Handler(_ApiRequestHandler):
             server_api = api
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server = BurstHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-http-api", daemon=True)
 

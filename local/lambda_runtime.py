@@ -24,12 +24,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from http.client import HTTPConnection, HTTPException
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .processes import read_ready, stop_process_group
+from .servers import BurstHTTPServer
 from .template import ACCOUNT_ID, PARTITION, REGION, FunctionConfig
 
 LOG = logging.getLogger(__name__)
@@ -335,7 +336,7 @@ class LambdaRuntime:
         self.reserved_env = dict(reserved_env or {})
         self._workers: dict[str, FunctionWorker] = {}
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: BurstHTTPServer | None = None
         self._server_thread: threading.Thread | None = None
 
     # --- registry -------------------------------------------------------------------------
@@ -408,7 +409,7 @@ class LambdaRuntime:
         class Handler(_InvokeApiHandler):
             lambdas = runtime
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server = BurstHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         self._server_thread = threading.Thread(
             target=self._server.serve_forever, name="lambda-endpoint", daemon=True

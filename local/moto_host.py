@@ -19,6 +19,8 @@ import sys
 import threading
 import time
 
+from .servers import LISTEN_BACKLOG
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -39,9 +41,14 @@ def main(argv: list[str] | None = None) -> None:
         MotoRequestHandler,
         create_backend_app,
     )
-    from werkzeug.serving import make_server  # noqa: PLC0415
+    from werkzeug.serving import BaseWSGIServer, make_server  # noqa: PLC0415
 
+    from . import moto_patches  # noqa: PLC0415
     from .middleware import LocalAwsMiddleware  # noqa: PLC0415
+
+    moto_patches.apply()
+    # Bursts of uploads and Step Functions service calls must queue, not be reset (werkzeug: 128).
+    BaseWSGIServer.request_queue_size = LISTEN_BACKLOG
 
     app = LocalAwsMiddleware(
         DomainDispatcherApplication(create_backend_app),

@@ -28,7 +28,13 @@ LOG = logging.getLogger(__name__)
 
 ClientFactory = Callable[[str], Any]
 # Served by local mode itself, or only permissions/metadata that local mode does not enforce.
-_NOT_MOTO = {SERVERLESS_FUNCTION, SERVERLESS_LAYER, SERVERLESS_HTTP_API, SERVERLESS_STATE_MACHINE}
+_NOT_MOTO = {
+    SERVERLESS_FUNCTION,
+    SERVERLESS_LAYER,
+    SERVERLESS_HTTP_API,
+    SERVERLESS_STATE_MACHINE,
+    "AWS::IAM::Role",
+}
 # Kept as files in local mode: the functions' logs are <state dir>/logs/<function>.log.
 _LOCAL_FILES = {"AWS::Logs::LogGroup"}
 S3_EVENT_QUEUE_SUFFIX = "-eventbridge"
@@ -41,6 +47,8 @@ class Provisioned:
     physical_ids: dict[str, dict[str, str]] = field(default_factory=dict)
     # Bucket physical name -> URL of the queue that carries its EventBridge events.
     s3_event_queues: dict[str, str] = field(default_factory=dict)
+    # EventBridge Scheduler groups: moto stores their schedules, local mode fires them.
+    schedule_groups: list[str] = field(default_factory=list)
 
 
 def provision_secrets(stack: Stack, client: ClientFactory, state_dir: Path | None = None) -> Provisioned:
@@ -66,6 +74,7 @@ def provision_storage(
         "AWS::DynamoDB::Table": _table,
         "AWS::S3::Bucket": _bucket,
         "AWS::S3::BucketPolicy": _bucket_policy,
+        "AWS::Scheduler::ScheduleGroup": _schedule_group,
     }
     for resource_type, create in creators.items():
         for logical_id in stack.resources_of_type(resource_type):
@@ -342,3 +351,14 @@ def _bucket_policy(stack: Stack, logical_id: str, client: ClientFactory, result:
     if kept:
         document["Statement"] = kept
         client("s3").put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(document))
+
+
+# --- EventBridge Scheduler -------------------------------------------------------------------
+
+
+def _schedule_group(stack: Stack, logical_id: str, client: ClientFactory, result: Provisioned) -> None:
+    props = _props(stack, logical_id)
+    name = stack.physical_name(logical_id)
+    client("scheduler").create_schedule_group(Name=name)
+    result.schedule_groups.append(name)
+    _unused(logical_id, props, {"Name"})

@@ -10,7 +10,8 @@
    restart), then one worker process per function (eagerly, in the background:
    SegmentFunction's init loads the model), then its tables (with the items of those the
    template marks ``Metadata: LocalMode: PersistItems``, kept across restarts) and buckets;
-4. the state machines, the S3 -> EventBridge -> Step Functions dispatcher;
+4. the state machines, the S3 -> EventBridge -> Step Functions dispatcher and the
+   EventBridge Scheduler dispatcher (moto stores schedules, local mode fires them);
 5. the HTTP API in front of the functions' HttpApi routes.
 
 Everything is named and configured from template.yaml (``local.template``).
@@ -21,12 +22,16 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -47,16 +52,36 @@ from .provision import (
     provision_storage,
     save_persisted_items,
 )
-from .template import ACCOUNT_ID, REGION, SERVERLESS_STATE_MACHINE, EventRule, Stack
+from .scheduler import ScheduleDispatcher
+from .state import StateDir
+from .template import ACCOUNT_ID, REGION, SERVERLESS_STATE_MACHINE, EventRule, Stack, load_template
 from .xray import XRayDaemon
 
 LOG = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TEMPLATE = ROOT / "template.yaml"
+# `python -m local up`'s; a LocalRuntime without a state_dir makes a temporary one of its own.
 DEFAULT_STATE_DIR = ROOT / ".local-state"
 # Local mode's own parameter defaults (like a samconfig.toml for "local").
 LOCAL_PARAMETER_OVERRIDES = {"AllowLoopbackWebhooks": "true"}
+# Local mode runs the webhook retry schedule this many times faster: an hour takes a second.
+LOCAL_TIME_SCALE = 3600
+
+
+def local_parameter_overrides(template_path: Path) -> dict[str, str]:
+    """LOCAL_PARAMETER_OVERRIDES, plus the template's default retry schedule scaled down by
+    LOCAL_TIME_SCALE (at least a second a wait), so tests see every retry in seconds."""
+    parameters = load_template(template_path).get("Parameters", {})
+    overrides = dict(LOCAL_PARAMETER_OVERRIDES)
+    if "WebhookRetrySchedule" in parameters:
+        delays = str(parameters["WebhookRetrySchedule"]["Default"]).split(",")
+        overrides["WebhookRetrySchedule"] = ",".join(
+            str(max(1, math.ceil(int(delay) / LOCAL_TIME_SCALE))) for delay in delays
+        )
+    return overrides
+
+
 # AWS's documented example key pair: obviously fake, and the only key local S3 accepts
 # presigned POST signatures from.
 ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
@@ -79,6 +104,8 @@ class LocalRuntime:
     local mode's own: AllowLoopbackWebhooks=true). ``eager`` starts every function's
     worker at startup (True), none (False), or the named ones. ``function_env`` adds or
     replaces env vars of functions, by logical id (like ``sam local --env-vars``).
+    ``state_dir`` holds the logs, the functions' /tmp and endpoints.json; one running
+    instance owns it (``StateDirInUse`` for a second); default: a temporary one of its own.
     ``tracing`` runs a local X-Ray daemon and traces the functions with ``Tracing:
     Active`` (their segment documents: ``xray_documents()`` and ``<state dir>/xray/``).
     """
@@ -95,12 +122,19 @@ class LocalRuntime:
         startup_timeout: float = 60.0,
         tracing: bool = False,
     ) -> None:
-        self.parameter_overrides = {**LOCAL_PARAMETER_OVERRIDES, **(parameter_overrides or {})}
-        self.state_dir = Path(state_dir or DEFAULT_STATE_DIR).resolve()
+        self.template_path = Path(template_path)
+        self.parameter_overrides = {
+            **local_parameter_overrides(self.template_path),
+            **(parameter_overrides or {}),
+        }
+        if state_dir is None:  # a directory of its own, removed with this object (or at exit)
+            state_dir = tempfile.mkdtemp(prefix="segjob-local-")
+            weakref.finalize(self, shutil.rmtree, state_dir, ignore_errors=True)
+        self._state = StateDir(state_dir)
+        self.state_dir = self._state.path
         self.log_dir = self.state_dir / "logs"
         self.api_port = api_port
         self.eager = eager
-        self.template_path = Path(template_path)
         self.function_env = {k: dict(v) for k, v in (function_env or {}).items()}
         self.startup_timeout = startup_timeout
         self.tracing = tracing
@@ -114,6 +148,7 @@ class LocalRuntime:
         self._moto_url: str | None = None
         self._http_api: LocalHttpApi | None = None
         self._dispatchers: list[S3EventDispatcher] = []
+        self.schedules: ScheduleDispatcher | None = None
         self._state_machines: dict[str, str] = {}
         self._session = boto3.session.Session(
             aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY, region_name=REGION
@@ -136,6 +171,7 @@ class LocalRuntime:
         if self._started:
             return self
         started = time.monotonic()
+        self._state.acquire()  # StateDirInUse before anything starts
         self._started = True
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -167,6 +203,9 @@ class LocalRuntime:
             self._http_api = None
         for dispatcher in self._dispatchers:
             dispatcher.stop(timeout=0)
+        if self.schedules:
+            self.schedules.stop()
+            self.schedules = None
         self.lambdas.stop()
         if self._moto is not None and self._moto.poll() is None and self._moto_url is not None:
             try:
@@ -183,6 +222,7 @@ class LocalRuntime:
             self._xray = None
         with self._clients_lock:
             self._clients.clear()
+        self._state.release()
         self._started = False
 
     def _start_moto(self, lambda_endpoint: str) -> None:
@@ -282,6 +322,17 @@ class LocalRuntime:
             dispatcher = S3EventDispatcher(sqs, queue_url, self.bus, max_receive_count=int(retries) + 1)
             dispatcher.start()
             self._dispatchers.append(dispatcher)
+        if provisioned.schedule_groups:
+
+            def start_target(state_machine_arn: str, name: str, payload: str) -> str:
+                return sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=payload)[
+                    "executionArn"
+                ]
+
+            self.schedules = ScheduleDispatcher(
+                self.boto3_client("scheduler"), provisioned.schedule_groups, start_target
+            )
+            self.schedules.start()
 
     def _start_http_api(self) -> None:
         routes = self.stack.http_routes()
@@ -295,8 +346,12 @@ class LocalRuntime:
         self._http_api.start()
 
     def _write_endpoints(self) -> None:
-        path = self.state_dir / "endpoints.json"
-        path.write_text(json.dumps(self.endpoints(), indent=2) + "\n", encoding="utf-8")
+        self._state.write_endpoints(self.endpoints())
+
+    @property
+    def endpoints_path(self) -> Path:
+        """``<state dir>/endpoints.json``: written once the instance is up, removed when it stops."""
+        return self._state.endpoints_path
 
     # --- what clients and tests need ----------------------------------------------------
 
@@ -367,7 +422,13 @@ class LocalRuntime:
 
     @property
     def state_machine_arn(self) -> str:
-        return self._state_machines[self._single(SERVERLESS_STATE_MACHINE)]
+        """The job flow (Express), which the upload events start."""
+        return self._state_machines[self._single(SERVERLESS_STATE_MACHINE, preferred="JobStateMachine")]
+
+    @property
+    def state_machines(self) -> dict[str, str]:
+        """Every state machine of the template: logical id -> ARN."""
+        return dict(self._state_machines)
 
     @property
     def webhook_secret(self) -> str:

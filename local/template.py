@@ -292,6 +292,9 @@ class Stack:
             "AWS::SecretsManager::Secret": "Name",
             "AWS::SQS::Queue": "QueueName",
             SERVERLESS_LAYER: "LayerName",
+            "AWS::Logs::LogGroup": "LogGroupName",
+            "AWS::Scheduler::ScheduleGroup": "Name",
+            "AWS::IAM::Role": "RoleName",
         }.get(kind)
         if explicit and (name := self._property(logical_id, explicit)):
             return str(name)
@@ -322,6 +325,9 @@ class Stack:
             "AWS::SQS::Queue": f"{regional('sqs')}:{name}",
             "AWS::SNS::Topic": f"{regional('sns')}:{name}",
             SERVERLESS_LAYER: f"{regional('lambda')}:layer:{name}:1",
+            "AWS::Logs::LogGroup": f"{regional('logs')}:log-group:{name}:*",
+            "AWS::Scheduler::ScheduleGroup": f"{regional('scheduler')}:schedule-group/{name}",
+            "AWS::IAM::Role": f"arn:{PARTITION}:iam::{ACCOUNT_ID}:role/{name}",
         }
         if kind not in arns:
             raise TemplateError(f"local mode has no ARN for {logical_id} ({kind})")

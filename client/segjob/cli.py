@@ -2,12 +2,16 @@
 
     segjob submit photo.jpg more/*.jpg --wait --out results/
     segjob status job_... | segjob list | segjob cancel job_... | segjob results job_... --out DIR
+    segjob redeliver job_...   (send the job's last webhook event again)
+    segjob status job_... | segjob list [--status FAILED] | segjob cancel job_...
+    segjob results job_... [--out DIR] [--html report.html]
     segjob webhook secret | segjob webhook rotate --overlap 86400
     segjob webhook listen --port 8765   (verifies with your secret from the API, or --secret whsec_...)
 
 The API URL comes from --api-url or SEGJOB_API_URL (the stack's ApiUrl output; a local
-mode URL works unsigned). Exit status: 0 ok, 1 a job did not succeed, 2 usage, 3 an API
-or transport error (one line on stderr).
+mode URL works unsigned). Exit status: 0 ok, 1 a job did not succeed, 2 usage or a bad
+local input (a missing or non-image file, a bad option value), 3 an API or transport
+error; every error is one line on stderr.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import contextlib
 import hashlib
 import itertools
 import json
+import math
 import os
 import signal
 import sys
@@ -25,15 +30,32 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from segjob.client import Client, SegjobError
-from segjob_core.models import MAX_OVERLAP_SECONDS, Job, JobParams, JobStatus, WebhookEvent, WebhookSecret
+from segjob.client import (
+    START_WAIT_SECONDS,
+    Client,
+    InvalidInput,
+    SegjobError,
+    image_content_type,
+    save_result_files,
+)
+from segjob_core.models import (
+    MAX_OVERLAP_SECONDS,
+    CreateJobRequest,
+    Job,
+    JobParams,
+    JobStatus,
+    WebhookEvent,
+    WebhookSecret,
+)
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
+# A reader that closed the pipe (`segjob list | head`): what a process killed by SIGPIPE returns.
+EXIT_PIPE_CLOSED = 128 + signal.SIGPIPE
 # Jobs followed at once by `submit --wait` (each polls with backoff, 0.5 s up to 5 s).
 WAITERS = 16
 
@@ -48,13 +70,20 @@ def _client(args: argparse.Namespace) -> Client:
     return Client(url, region=args.region, timeout=args.http_timeout)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (usage goes to --help), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _positive(kind: type[int] | type[float]) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
             value = 0
-        if value <= 0:
+        if not value > 0 or not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
         return value
 
@@ -69,9 +98,48 @@ def _class_ids(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated class ids, got {text!r}") from exc
 
 
-def _print_job(job: Job, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(job.to_json_dict()))
+def _status(text: str) -> JobStatus:
+    try:
+        return JobStatus(text.upper())
+    except ValueError:
+        names = ", ".join(status.value for status in JobStatus)
+        raise argparse.ArgumentTypeError(f"expected one of {names}, got {text!r}") from None
+
+
+def _metadata(values: list[str] | None) -> dict[str, Any] | None:
+    """``--metadata key=value`` (a string) or ``--metadata '{"key": 1}'`` (JSON), repeatable,
+    merged in order and checked against the API's bounds here, so a bad one is a usage error."""
+    if not values:
+        return None
+    metadata: dict[str, Any] = {}
+    for text in values:
+        if text.lstrip().startswith("{"):
+            try:
+                parsed = json.loads(text)
+            except ValueError as exc:
+                raise SegjobError(f"--metadata {text!r} is not valid JSON: {exc}", "Usage") from None
+            if not isinstance(parsed, dict):
+                raise SegjobError(f"--metadata {text!r}: expected a JSON object", "Usage")
+            metadata.update(parsed)
+            continue
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise SegjobError(f"--metadata {text!r}: expected key=value or a JSON object", "Usage")
+        metadata[key] = value
+    try:
+        CreateJobRequest.model_validate({"metadata": metadata})
+    except ValidationError as exc:
+        raise SegjobError(f"invalid --metadata: {_problems(exc)}", "Usage") from exc
+    return metadata
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+
+
+def _print_job(job: Job, as_json: bool, uploaded: bool = False) -> None:
+    if as_json:  # the job, also after submit (whose upload form is spent)
+        print(json.dumps({k: v for k, v in job.to_json_dict().items() if k != "upload"}))
         return
     line = f"{job.job_id}  {job.status.value:<15}"
     if job.filename:
@@ -84,6 +152,10 @@ def _print_job(job: Job, as_json: bool) -> None:
         line += f"  {job.error.code}: {job.error.message}"
     if job.webhook:
         line += f"  webhook {job.webhook.status.value}"
+        if job.webhook.attempts and len(job.webhook.attempts) > 1:
+            line += f" ({len(job.webhook.attempts)} attempts)"
+    if uploaded and job.status is JobStatus.AWAITING_UPLOAD:
+        line += "  (upload received, not started yet)"
     print(line)
 
 
@@ -104,11 +176,12 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         params["classes"] = args.classes
     if args.no_annotate:
         params["annotate"] = False
+    if args.retina_masks:
+        params["retinaMasks"] = True
     try:
         JobParams.model_validate(params)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise SegjobError(f"invalid job params: {problems}", "Usage") from exc
+        raise SegjobError(f"invalid job params: {_problems(exc)}", "Usage") from exc
     return params
 
 
@@ -124,12 +197,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
     client = _client(args)
     paths = [Path(p) for p in args.images]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise SegjobError(f"no such file: {', '.join(missing)}", "Usage")
+    content_types = _check_images(paths)
     if args.out and not args.wait:
         raise SegjobError("--out needs --wait", "Usage")
+    _check_out_dir(args.out)
     params = _params(args)
+    metadata = _metadata(args.metadata)
     quiet = args.json or (not sys.stderr.isatty() and not args.progress)
     lock = threading.Lock()
     batch = tqdm(total=len(paths), desc="jobs", unit="job", position=0, disable=quiet, file=sys.stderr)
@@ -147,7 +220,14 @@ def cmd_submit(args: argparse.Namespace) -> int:
         key = _idempotency_key(args.idempotency_prefix, path) if args.idempotency_prefix else None
         try:
             return client.submit(
-                path, webhook_url=args.webhook, params=params, progress=progress, idempotency_key=key
+                path,
+                content_type=content_types[path],
+                webhook_url=args.webhook,
+                params=params,
+                metadata=metadata,
+                progress=progress,
+                idempotency_key=key,
+                wait_for_start=0 if args.wait else START_WAIT_SECONDS,  # --wait follows it anyway
             )
         finally:
             bar.close()
@@ -201,7 +281,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
             else:
                 errors += 1
             continue
-        _print_job(outcome, args.json)
+        _print_job(outcome, args.json, uploaded=True)
         if args.wait and outcome.status is not JobStatus.SUCCEEDED:
             failures += 1
     if not args.json:
@@ -217,8 +297,27 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check_images(paths: list[Path]) -> dict[Path, str]:
+    """Each file's content type from its first bytes; one InvalidInput naming every bad file."""
+    content_types: dict[Path, str] = {}
+    problems = []
+    for path in paths:
+        try:
+            content_types[path] = image_content_type(path)
+        except InvalidInput as exc:
+            problems.append(exc.args[0])
+    if problems:
+        raise InvalidInput("; ".join(problems))
+    return content_types
+
+
+def _check_out_dir(path: Path | None) -> None:
+    if path is not None and path.exists() and not path.is_dir():
+        raise SegjobError(f"--out {path}: exists and is not a directory", "Usage")
+
+
 def cmd_list(args: argparse.Namespace) -> int:
-    jobs = _client(args).iter_jobs(page_size=min(args.limit, 100))
+    jobs = _client(args).iter_jobs(page_size=min(args.limit, 100), status=args.status)
     for job in itertools.islice(jobs, args.limit):
         _print_job(job, args.json)
     return EXIT_OK
@@ -230,15 +329,56 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_results(args: argparse.Namespace) -> int:
-    client = _client(args)
-    job = client.get_job(args.job_id)
-    if job.status is not JobStatus.SUCCEEDED:
-        reason = f" ({job.error.code}: {job.error.message})" if job.error else ""
-        raise SegjobError(f"job {job.job_id} is {job.status.value}{reason}", "NoResults")
-    for path in client.download_results(job, args.out):
-        print(path)
+def cmd_redeliver(args: argparse.Namespace) -> int:
+    job = _client(args).redeliver_webhook(args.job_id)
+    _print_job(job, args.json)
     return EXIT_OK
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    """Download each job's files (--out) and/or write one HTML report of them (--html)."""
+    if not args.out and not args.html:
+        raise SegjobError("say where the results go: --out DIR and/or --html FILE", "Usage")
+    if bool(args.job_ids) == bool(args.recent):
+        raise SegjobError("name the jobs (JOB_ID ...) or ask for --recent N, not both", "Usage")
+    if args.status and not args.recent:
+        raise SegjobError("--status goes with --recent N", "Usage")
+    _check_out_dir(args.out)
+    if args.html and args.html.is_dir():
+        raise SegjobError(f"--html {args.html}: is a directory; name the report file", "Usage")
+    client = _client(args)
+    if args.recent:
+        jobs = list(itertools.islice(client.iter_jobs(min(args.recent, 100), args.status), args.recent))
+    else:
+        jobs = [client.get_job(job_id) for job_id in args.job_ids]
+    errors = 0
+    entries = []
+    for job in jobs:
+        files: dict[str, bytes] = {}
+        if job.status is JobStatus.SUCCEEDED:
+            try:
+                files = client.result_files(job)
+            except SegjobError as exc:
+                print(f"segjob: {job.job_id}: {exc}", file=sys.stderr)
+                errors += 1
+        elif args.out:  # asked to download what a job does not have
+            reason = f" ({job.error.code}: {job.error.message})" if job.error else ""
+            print(f"segjob: {job.job_id}: NoResults: job is {job.status.value}{reason}", file=sys.stderr)
+            errors += 1
+        written = save_result_files(job.job_id, files, args.out) if args.out and files else {}
+        for path in written.values():
+            print(path)
+        entries.append((job, files, written))
+    if args.html:
+        from segjob.report import ReportEntry, write_report  # noqa: PLC0415 - Pillow only here
+
+        write_report(
+            args.html,
+            [ReportEntry.from_files(job, files, written) for job, files, written in entries],
+            title=args.title,
+        )
+        print(args.html)
+    return EXIT_ERROR if errors else EXIT_OK
 
 
 def _print_secret(secret: WebhookSecret, as_json: bool) -> None:
@@ -323,9 +463,7 @@ def cmd_webhook_listen(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="segjob", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = _Parser(prog="segjob", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--api-url", help="API base URL (default: $SEGJOB_API_URL)")
     parser.add_argument("--region", help="AWS region for signing (default: from the URL)")
     parser.add_argument("--http-timeout", type=float, default=30.0, help=argparse.SUPPRESS)
@@ -352,6 +490,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--tile-overlap", type=float, help="fraction of --tile-size tiles share (default 0.2)"
     )
     submit.add_argument("--no-annotate", action="store_true", help="skip annotated.jpg")
+    submit.add_argument(
+        "--retina-masks", action="store_true", help="polygons from full-resolution masks (slower)"
+    )
+    submit.add_argument(
+        "--metadata",
+        action="append",
+        metavar="KEY=VALUE|JSON",
+        help="echoed back on the job: key=value (a string) or a JSON object; repeatable",
+    )
     submit.add_argument("--idempotency-prefix", help="make retries of this command return the same jobs")
     submit.add_argument(
         "--progress", action="store_true", help="progress bars even when stderr is no terminal"
@@ -362,6 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, help_text in (
         ("status", cmd_status, "show a job"),
         ("cancel", cmd_cancel, "cancel a job"),
+        ("redeliver", cmd_redeliver, "send a finished job's last webhook event again"),
     ):
         command = sub.add_parser(name, help=help_text)
         command.add_argument("job_id")
@@ -370,12 +518,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = sub.add_parser("list", help="your jobs, newest first")
     listing.add_argument("--limit", type=_positive(int), default=20)
+    listing.add_argument("--status", type=_status, help="only jobs in this status (e.g. FAILED)")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=cmd_list)
 
-    results = sub.add_parser("results", help="download result.json and annotated.jpg")
-    results.add_argument("job_id")
-    results.add_argument("--out", type=Path, required=True)
+    results = sub.add_parser("results", help="download results, or write an HTML report of jobs")
+    results.add_argument("job_ids", nargs="*", metavar="JOB_ID")
+    results.add_argument("--recent", type=_positive(int), metavar="N", help="your N newest jobs")
+    results.add_argument("--status", type=_status, help="with --recent: only jobs in this status")
+    results.add_argument("--out", type=Path, help="write result.json and annotated.jpg to OUT/<jobId>/")
+    results.add_argument(
+        "--html", type=Path, help="write a self-contained HTML report (thumbnails, detections, timings)"
+    )
+    results.add_argument("--title", default="segjob results", help="title of the HTML report")
     results.set_defaults(func=cmd_results)
 
     webhook = sub.add_parser("webhook", help="webhook tools")
@@ -405,13 +560,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe is handled below
+        return code
     except SegjobError as exc:
-        usage = exc.code == "Usage"
+        usage = exc.code == "Usage" or isinstance(exc, InvalidInput)
         print(f"segjob: {exc.args[0] if usage else exc}", file=sys.stderr)
         return EXIT_USAGE if usage else EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # Python flushes stdout again at exit and would report the closed pipe a second time
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE_CLOSED
+    except OSError as exc:  # a local file the command could not read or write
+        print(f"segjob: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

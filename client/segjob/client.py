@@ -14,7 +14,6 @@ passed explicitly.
 from __future__ import annotations
 
 import json
-import mimetypes
 import random
 import time
 import uuid
@@ -36,6 +35,7 @@ from segjob_core.models import (
     Job,
     JobList,
     JobParams,
+    JobStatus,
     RotateWebhookSecretRequest,
     WebhookSecret,
 )
@@ -46,6 +46,9 @@ Progress = Callable[[int, int], None]
 # so it is safe to send again, after a pause.
 RETRY_STATUSES = frozenset({429, 503})
 RETRIES = 4
+# How long `submit` reads the job again after the upload, until the upload has started it:
+# on AWS the S3 event reaches the state machine within a second or two.
+START_WAIT_SECONDS = 10.0
 # Enough pooled connections for the CLI's parallel uploads and waits.
 POOL_SIZE = 32
 
@@ -61,6 +64,57 @@ class SegjobError(Exception):
     def __str__(self) -> str:
         prefix = f"{self.status} " if self.status else ""
         return f"{prefix}{self.code}: {self.args[0]}"
+
+
+class InvalidInput(SegjobError):
+    """A local input the client refuses before any request: a missing or unreadable file,
+    a file that is not an image type the service takes."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "InvalidInput")
+
+
+# File signatures of the types the service takes (SUPPORTED_CONTENT_TYPES), and of a few it
+# does not, so that the refusal can name what the file is.
+_SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
+    (b"\xff\xd8\xff", 0, "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
+    (b"WEBP", 8, "image/webp"),  # after b"RIFF" + size
+    (b"BM", 0, "image/bmp"),
+    (b"II*\x00", 0, "image/tiff"),
+    (b"MM\x00*", 0, "image/tiff"),
+)
+_UNSUPPORTED: tuple[tuple[bytes, str], ...] = (
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
+    (b"%PDF", "PDF"),
+)
+SUPPORTED_NAMES = "JPEG, PNG, WebP, BMP or TIFF"
+
+
+def image_content_type(path: str | Path) -> str:
+    """The content type of the image at ``path`` from its first bytes (not its name);
+    InvalidInput for anything the service would refuse."""
+    path = Path(path)
+    try:
+        with path.open("rb") as stream:
+            head = stream.read(16)
+    except FileNotFoundError:
+        raise InvalidInput(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InvalidInput(f"{path}: is a directory, not an image file") from None
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if not head:
+        raise InvalidInput(f"{path}: the file is empty")
+    for magic, offset, content_type in _SIGNATURES:
+        if head[offset : offset + len(magic)] == magic and (offset == 0 or head.startswith(b"RIFF")):
+            return content_type
+    kind = next((name for magic, name in _UNSUPPORTED if head.startswith(magic)), None)
+    if kind:
+        raise InvalidInput(f"{path}: {kind} images are not supported (use {SUPPORTED_NAMES})")
+    raise InvalidInput(f"{path}: not an image file (use {SUPPORTED_NAMES})")
 
 
 class Client:
@@ -125,28 +179,43 @@ class Client:
         if response.status_code not in (200, 201, 204):
             raise SegjobError(_s3_error_message(response.text), "UploadRefused", response.status_code)
 
-    def submit(self, path: str | Path, **options: Any) -> CreateJobResponse:
-        """Create a job for the image at ``path`` and upload it."""
+    def submit(
+        self, path: str | Path, *, wait_for_start: float = START_WAIT_SECONDS, **options: Any
+    ) -> CreateJobResponse:
+        """Create a job for the image at ``path`` and upload it. The job is then read again
+        until its upload has started it (RUNNING or later), for at most ``wait_for_start``
+        seconds (0: not at all): the status returned says what happened to the upload.
+        InvalidInput, before any request, for a file that is not a supported image."""
         path = Path(path)
         progress = options.pop("progress", None)
-        content_type = options.pop("content_type", None) or mimetypes.guess_type(path.name)[0] or "image/jpeg"
+        content_type = options.pop("content_type", None) or image_content_type(path)
         job = self.create_job(
             filename=path.name, content_type=content_type, content_length=path.stat().st_size, **options
         )
         self.upload(job, path, progress=progress)
-        return job
+        if wait_for_start <= 0:
+            return job
+        seen = self._poll(job.job_id, lambda j: j.status is not JobStatus.AWAITING_UPLOAD, wait_for_start)
+        return CreateJobResponse(**seen.model_dump(), upload=job.upload)
 
     def get_job(self, job_id: str) -> Job:
         return Job.model_validate(self._request("GET", f"/jobs/{job_id}"))
 
-    def list_jobs(self, limit: int = 20, next_token: str | None = None) -> JobList:
-        query = {"limit": str(limit), **({"nextToken": next_token} if next_token else {})}
+    def list_jobs(
+        self, limit: int = 20, next_token: str | None = None, status: JobStatus | str | None = None
+    ) -> JobList:
+        """One page of your jobs, newest first (only those in ``status`` if given)."""
+        query = {"limit": str(limit)}
+        if next_token:
+            query["nextToken"] = next_token
+        if status:
+            query["status"] = JobStatus(status).value
         return JobList.model_validate(self._request("GET", "/jobs", query=query))
 
-    def iter_jobs(self, page_size: int = 50) -> Iterable[Job]:
+    def iter_jobs(self, page_size: int = 50, status: JobStatus | str | None = None) -> Iterable[Job]:
         token: str | None = None
         while True:
-            page = self.list_jobs(page_size, token)
+            page = self.list_jobs(page_size, token, status)
             yield from page.jobs
             if not page.next_token:
                 return
@@ -155,27 +224,45 @@ class Client:
     def cancel(self, job_id: str) -> Job:
         return Job.model_validate(self._request("DELETE", f"/jobs/{job_id}"))
 
+    def redeliver_webhook(self, job_id: str) -> Job:
+        """Send the finished job's last webhook event again (same ``webhook-id``)."""
+        return Job.model_validate(self._request("POST", f"/jobs/{job_id}/webhook/redeliver"))
+
     def wait(
         self, job_id: str, timeout: float = 300.0, interval: float = 0.5, max_interval: float = 5.0
     ) -> Job:
         """Poll until the job is terminal, backing off from ``interval`` to ``max_interval``."""
+        job = self._poll(job_id, lambda j: j.status.terminal, timeout, interval, max_interval)
+        if not job.status.terminal:
+            raise SegjobError(f"job {job_id} still {job.status} after {timeout:.0f} s", "WaitTimeout")
+        return job
+
+    def _poll(
+        self,
+        job_id: str,
+        done: Callable[[Job], bool],
+        timeout: float,
+        interval: float = 0.2,
+        max_interval: float = 5.0,
+    ) -> Job:
+        """The job once ``done(job)``, or as last read when ``timeout`` seconds have passed."""
         deadline = time.monotonic() + timeout
         while True:
             job = self.get_job(job_id)
-            if job.status.terminal:
+            if done(job) or time.monotonic() + interval > deadline:
                 return job
-            if time.monotonic() + interval > deadline:
-                raise SegjobError(f"job {job_id} still {job.status} after {timeout:.0f} s", "WaitTimeout")
             time.sleep(interval)
             interval = min(max_interval, interval * 1.6)
 
     def download_results(self, job: Job, out_dir: str | Path) -> list[Path]:
         """Write result.json and annotated.jpg of a SUCCEEDED job to ``out_dir/<jobId>/``."""
+        return list(save_result_files(job.job_id, self.result_files(job), out_dir).values())
+
+    def result_files(self, job: Job) -> dict[str, bytes]:
+        """result.json and (unless the job skipped it) annotated.jpg of a SUCCEEDED job."""
         if not job.result or not job.result.result_url:
             raise SegjobError(f"job {job.job_id} has no results (status {job.status})", "NoResults")
-        target = Path(out_dir) / job.job_id
-        target.mkdir(parents=True, exist_ok=True)
-        written = []
+        files = {}
         for name, url in (
             ("result.json", job.result.result_url),
             ("annotated.jpg", job.result.annotated_url),
@@ -188,9 +275,8 @@ class Client:
                 raise SegjobError(f"download of {name} failed: {exc}", "DownloadFailed") from exc
             if response.status_code != 200:
                 raise SegjobError(f"download of {name} failed", "DownloadFailed", response.status_code)
-            (target / name).write_bytes(response.content)
-            written.append(target / name)
-        return written
+            files[name] = response.content
+        return files
 
     # --- webhook signing secret -------------------------------------------------------------
 
@@ -258,6 +344,15 @@ class Client:
             )
         except requests.RequestException as exc:
             raise SegjobError(f"{method} {url} failed: {exc}", "ConnectionError") from exc
+
+
+def save_result_files(job_id: str, files: dict[str, bytes], out_dir: str | Path) -> dict[str, Path]:
+    """Write a job's result files (``Client.result_files``) to ``out_dir/<jobId>/``."""
+    target = Path(out_dir) / job_id
+    target.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        (target / name).write_bytes(content)
+    return {name: target / name for name in files}
 
 
 def _api_error(response: requests.Response, payload: Any) -> SegjobError:

@@ -1,5 +1,5 @@
 """The real `segjob` CLI as a subprocess against local mode (SEGJOB_API_URL): submit,
-status, list, cancel, results, exit codes, --json output, and `segjob webhook listen`."""
+status, list, cancel, redeliver, results, exit codes, --json output, and `segjob webhook listen`."""
 
 from __future__ import annotations
 
@@ -113,8 +113,28 @@ def test_cancel_then_cancel_again_is_an_api_error(env, client) -> None:
     assert canceled.returncode == EXIT_OK and canceled.stdout.split()[:2] == [job_id, "CANCELED"]
     assert again.returncode == EXIT_ERROR
     assert again.stderr.splitlines() == [f"segjob: 409 JobStateConflict: job {job_id} is already CANCELED"]
-    assert results.returncode == EXIT_ERROR and "NoResults" in results.stderr
+    assert results.returncode == EXIT_ERROR and f"{job_id}: NoResults: job is CANCELED" in results.stderr
     assert client.get_job(job_id).status is JobStatus.CANCELED
+
+
+def test_redeliver_sends_the_last_event_again(env, client, receiver) -> None:
+    created = client.submit(SAMPLES[0], webhook_url=receiver.url)
+    receiver.wait_for(created.job_id, timeout=180)
+    deadline = time.monotonic() + 30
+    while client.get_job(created.job_id).webhook.status.value != "DELIVERED" and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    redelivered = segjob("redeliver", created.job_id, "--json", env=env)
+    no_webhook = segjob("redeliver", client.create_job().job_id, env=env)
+
+    assert redelivered.returncode == EXIT_OK, redelivered.stderr
+    [job] = job_lines(redelivered.stdout)
+    assert job.job_id == created.job_id and job.webhook.status.value == "PENDING"
+    deadline = time.monotonic() + 60
+    while len(receiver.events_for(created.job_id)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [e.type for e in receiver.events_for(created.job_id)] == [EventType.SUCCEEDED] * 2
+    assert no_webhook.returncode == EXIT_ERROR and "409 JobStateConflict" in no_webhook.stderr
 
 
 def test_a_failed_job_exits_1(env, tmp_path) -> None:
@@ -151,7 +171,17 @@ def test_unreachable_api_exits_3(tmp_path) -> None:
         (["status", UNKNOWN_JOB], "no API URL"),
         (
             ["--api-url", "http://127.0.0.1:9", "submit", "/no/such/image.jpg"],
-            "no such file: /no/such/image.jpg",
+            "/no/such/image.jpg: no such file",
+        ),
+        (
+            ["--api-url", "http://127.0.0.1:9", "submit", str(ROOT / "README.md")],
+            "README.md: not an image file",
+        ),
+        (["--api-url", "http://127.0.0.1:9", "submit", str(ROOT)], "is a directory, not an image file"),
+        (["--api-url", "http://127.0.0.1:9", "submit", SAMPLES[0], "--metadata", "{oops"], "not valid JSON"),
+        (
+            ["--api-url", "http://127.0.0.1:9", "list", "--limit", "many"],
+            "argument --limit: expected a positive number, got 'many'",
         ),
         ([], "the following arguments are required"),
         (["submit"], "the following arguments are required: images"),
@@ -166,6 +196,71 @@ def test_usage_errors_exit_2(args, message) -> None:
 
     assert done.returncode == EXIT_USAGE, done.stderr
     assert message in done.stderr and done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1  # no usage block, no traceback
+
+
+def test_a_gif_is_refused_before_any_job_is_created(env, client, tmp_path) -> None:
+    gif = tmp_path / "anim.gif"
+    gif.write_bytes(b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x00;")
+    before = {job.job_id for job in client.iter_jobs()}
+
+    done = segjob("submit", SAMPLES[0], gif, env=env)
+
+    assert done.returncode == EXIT_USAGE and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"segjob: {gif}: GIF images are not supported (use JPEG, PNG, WebP, BMP or TIFF)"
+    ]
+    assert {job.job_id for job in client.iter_jobs()} == before  # not even the good file's
+
+
+def test_list_into_a_closed_pipe_is_quiet(env, client) -> None:
+    for _ in range(3):
+        client.create_job()
+    # WHEN the reader has gone before segjob writes a line (`segjob list | head -0`)
+    process = subprocess.Popen(
+        [*COMMAND, "list", "--limit", "3"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+
+    # THEN it ends as a process killed by SIGPIPE would, without a word on stderr
+    assert process.wait(timeout=120) == 128 + signal.SIGPIPE
+    assert process.stderr.read() == b""
+    process.stderr.close()
+
+
+def test_submit_without_wait_shows_the_upload_started_the_job(env) -> None:
+    done = segjob("submit", SAMPLES[0], "--json", env=env)
+
+    assert done.returncode == EXIT_OK, done.stderr
+    [job] = job_lines(done.stdout)
+    assert job.status is not JobStatus.AWAITING_UPLOAD and job.started_at
+
+
+def test_metadata_and_retina_masks_options_reach_the_job(env) -> None:
+    done = segjob(
+        "submit", SAMPLES[0], "--wait", "--json", "--retina-masks",
+        "--metadata", "camera=north", "--metadata", '{"run": 7, "checked": true}',
+        env=env,
+    )  # fmt: skip
+
+    assert done.returncode == EXIT_OK, done.stderr
+    [job] = job_lines(done.stdout)
+    assert job.metadata == {"camera": "north", "run": 7, "checked": True}
+    assert job.params.retina_masks is True and job.status is JobStatus.SUCCEEDED
+
+
+def test_list_status_shows_only_jobs_in_that_status(env, client) -> None:
+    canceled = client.create_job().job_id
+    client.cancel(canceled)
+    awaiting = client.create_job().job_id
+
+    listed = segjob("list", "--status", "canceled", "--limit", "100", "--json", env=env)
+
+    assert listed.returncode == EXIT_OK, listed.stderr
+    jobs = job_lines(listed.stdout)
+    assert canceled in {job.job_id for job in jobs} and awaiting not in {job.job_id for job in jobs}
+    assert {job.status for job in jobs} == {JobStatus.CANCELED}
 
 
 # --- webhook listen -----------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""Cancel (DELETE /jobs/{jobId}) and lazy expiry in local mode, over real HTTP: the API,
-the S3 event of a late upload, our state machine (StopExecution, the canceled-job
-notification path) and a real webhook receiver verifying signatures."""
+"""Cancel (DELETE /jobs/{jobId}) and expiry in local mode, over real HTTP: the API, the S3
+event of a late upload, our state machines (the Express job flow, whose conditional writes
+refuse a canceled job's result, the canceled-job notification, the expiry schedule) and a
+real webhook receiver verifying signatures."""
 
 from __future__ import annotations
 
@@ -90,8 +91,8 @@ def test_cancel_before_upload_never_runs_and_sends_job_canceled(runtime, client,
     assert [e.type for e in receiver.events_for(created.job_id)] == [EventType.CANCELED]
 
 
-def test_cancel_while_running_stops_the_execution(runtime, client, receiver) -> None:
-    # GIVEN a job whose segmentation takes seconds, seen RUNNING
+def test_cancel_of_a_running_job_on_express_keeps_no_result(runtime, client, receiver) -> None:
+    # GIVEN a job whose segmentation takes seconds, seen RUNNING on the Express flow
     created = client.submit(SAMPLE, webhook_url=receiver.url, params=SLOW_PARAMS)
     running = wait_for(
         lambda: (j := client.get_job(created.job_id)).status is not JobStatus.AWAITING_UPLOAD and j,
@@ -100,24 +101,24 @@ def test_cancel_while_running_stops_the_execution(runtime, client, receiver) -> 
     )
     assert running.status is JobStatus.RUNNING, "the job finished before it could be canceled"
 
-    # WHEN its owner cancels it
+    # WHEN its owner cancels it (an Express execution cannot be stopped)
     canceled = client.cancel(created.job_id)
 
-    # THEN it is CANCELED, its execution is stopped and one job.canceled webhook arrives
+    # THEN it is CANCELED at once and one job.canceled webhook arrives
     assert canceled.status is JobStatus.CANCELED
-    execution = upload_execution(runtime, created.job_id)
-    assert execution["status"] == "ABORTED"
     event = receiver.wait_for(created.job_id, timeout=60)
     assert event.type is EventType.CANCELED and event.data.status is JobStatus.CANCELED
 
-    # AND once the segment function has run to its end (Lambda does not interrupt it),
-    # the job is still CANCELED: nothing recorded its outcome and no other webhook came
-    wait_for(lambda: len(result_keys(runtime, created.job_id)) == 2, timeout=120, interval=0.5)
+    # AND when the segment function returns, the flow's conditional write refuses the result:
+    # the execution ends in Ignored, the job is still CANCELED with no result, no other webhook
+    execution = upload_execution(runtime, created.job_id, timeout=120)
+    assert execution["stateMachineArn"] == runtime.state_machines["JobStateMachine"]
+    entered = states_entered(runtime, execution["executionArn"])
+    assert execution["status"] == "SUCCEEDED" and entered[-1] == "Ignored"
+    assert "Segment" in entered and "Notify" not in entered
     time.sleep(QUIET_SECONDS)
     job = client.get_job(created.job_id)
     assert job.status is JobStatus.CANCELED and job.result is None
-    entered = states_entered(runtime, execution["executionArn"])
-    assert "MarkSucceeded" not in entered and "Notify" not in entered
     assert [e.type for e in receiver.events_for(created.job_id)] == [EventType.CANCELED]
 
 

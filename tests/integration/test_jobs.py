@@ -5,6 +5,7 @@ segment and notify handlers, and a real webhook receiver verifying signatures.""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -22,12 +23,14 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "shapes-1.jpg"
+ISO_MS_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 
 def test_happy_path_result_annotated_jpeg_and_signed_webhook(runtime, client, receiver, tmp_path) -> None:
     # GIVEN a job with a webhook WHEN the image is uploaded with its presigned POST
     created = client.submit(SAMPLE, webhook_url=receiver.url, params={"conf": 0.25}, metadata={"run": "it"})
-    assert created.status is JobStatus.AWAITING_UPLOAD
+    # submit returns once the upload has started the job: its status says so
+    assert created.status is not JobStatus.AWAITING_UPLOAD and created.started_at
 
     # THEN a verified job.succeeded webhook arrives and polling shows the same
     event = receiver.wait_for(created.job_id, timeout=180)
@@ -60,6 +63,10 @@ def test_happy_path_result_annotated_jpeg_and_signed_webhook(runtime, client, re
         lambda: (j := client.get_job(job.job_id)).webhook.status is WebhookStatus.DELIVERED and j
     )
     assert delivered.webhook.delivered_at
+    # one timestamp format, also where the state machine (moto's EnteredTime) wrote the time
+    stamps = [delivered.created_at, delivered.updated_at, delivered.expires_at, delivered.started_at]
+    stamps += [delivered.finished_at, delivered.webhook.delivered_at, event.timestamp, document.created_at]
+    assert all(ISO_MS_Z.match(stamp or "") for stamp in stamps), stamps
 
 
 def test_tiling_params_reach_the_segment_function(runtime, client, tmp_path) -> None:
@@ -153,19 +160,27 @@ def test_same_s3_event_twice_runs_once_and_sends_one_webhook(runtime, client, re
     assert client.get_job(created.job_id).status is JobStatus.SUCCEEDED
 
 
-def test_webhook_receiver_down_is_retried_then_recorded_failed(runtime, client) -> None:
+def test_webhook_that_never_lands_is_retried_on_the_whole_schedule_then_recorded_failed(
+    runtime, client
+) -> None:
+    delays = [int(s) for s in runtime.parameters["WebhookRetrySchedule"].split(",")]
     with WebhookReceiver(secret=runtime.webhook_secret, fail_with=503) as broken:
         created = client.submit(SAMPLE, webhook_url=broken.url)
         job = wait_for(
             lambda: (j := client.get_job(created.job_id)).webhook.status is WebhookStatus.FAILED and j,
-            timeout=240,
+            timeout=120 + 2 * sum(delays),
             interval=1.0,
         )
         attempts = broken.attempts
 
+    # THEN the first attempt (Express) and one retry per delay of the schedule (Standard)
     assert job.status is JobStatus.SUCCEEDED
-    assert attempts == 4  # the first try and 3 retries of the Notify task
-    assert "WebhookDeliveryFailed" in (job.webhook.error or "")
+    assert attempts == len(job.webhook.attempts) == 1 + len(delays)
+    assert all(
+        a.outcome is WebhookStatus.FAILED and a.error == "WebhookDeliveryFailed" for a in job.webhook.attempts
+    )
+    assert {a.event for a in job.webhook.attempts} == {EventType.SUCCEEDED}
+    assert "WebhookDeliveryFailed" in (job.webhook.error or "") and "503" in job.webhook.error
 
 
 def test_unknown_job_is_404(client) -> None:

@@ -460,4 +460,4 @@ def test_stop_leaves_no_process_or_server_running(tmp_path: Path, handlers_dir: 
     for url in urls:
         with pytest.raises(requests.ConnectionError):
             requests.get(url, timeout=2)
-    assert json.loads((tmp_path / "endpoints.json").read_text())["api_url"] == urls[0]
+    assert not (tmp_path / "endpoints.json").exists()  # it would name a stopped instance

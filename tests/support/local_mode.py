@@ -31,18 +31,30 @@ def wait_for(predicate: Callable[[], T], timeout: float = 30.0, interval: float 
     raise TimeoutError(f"condition not met within {timeout} s")
 
 
-def executions_for(runtime: LocalRuntime, job_id: str, source: str | None = None) -> list[dict[str, Any]]:
-    """Described executions of the job state machine whose input names ``job_id``
-    (only those started by events from ``source`` when given), oldest first."""
+# execution ARN -> its input: inputs never change, and a session runs thousands of executions
+_INPUTS: dict[str, str] = {}
+
+
+def executions_for(
+    runtime: LocalRuntime, job_id: str, source: str | None = None, state_machine: str | None = None
+) -> list[dict[str, Any]]:
+    """Described executions of the job flows (both state machines, or the one with logical
+    id ``state_machine``) whose input names ``job_id`` (only those started by events from
+    ``source`` when given), oldest first."""
     sfn = runtime.boto3_client("stepfunctions")
+    machines = runtime.state_machines
+    arns = [machines[state_machine]] if state_machine else list(machines.values())
     found = []
-    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=runtime.state_machine_arn):
-        for execution in page["executions"]:
-            described = sfn.describe_execution(executionArn=execution["executionArn"])
-            if job_id not in described["input"]:
-                continue
-            if source is None or json.loads(described["input"]).get("source") == source:
-                found.append(described)
+    for arn in arns:
+        for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=arn):
+            for execution in page["executions"]:
+                execution_arn = execution["executionArn"]
+                if execution_arn not in _INPUTS:
+                    _INPUTS[execution_arn] = sfn.describe_execution(executionArn=execution_arn)["input"]
+                if job_id not in _INPUTS[execution_arn]:
+                    continue
+                if source is None or json.loads(_INPUTS[execution_arn]).get("source") == source:
+                    found.append(sfn.describe_execution(executionArn=execution_arn))
     return sorted(found, key=lambda e: e["startDate"])
 
 

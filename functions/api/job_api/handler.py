@@ -31,7 +31,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from job_api.idempotency import IdempotentCreate
 from job_api.service import JobService, UploadTooLarge
 from job_api.settings import ApiSettings
-from job_api.storage import InvalidToken, JobFlows, JobNotFound, JobStateConflict, JobStore, ObjectStore
+from job_api.storage import (
+    ExpirySchedules,
+    InvalidToken,
+    JobFlows,
+    JobNotFound,
+    JobStateConflict,
+    JobStore,
+    ObjectStore,
+)
 from segjob_core.errors import WebhookTargetRefused
 from segjob_core.models import (
     Contract,
@@ -41,6 +49,7 @@ from segjob_core.models import (
     ErrorResponse,
     Job,
     JobList,
+    JobStatus,
     RotateWebhookSecretRequest,
     WebhookSecret,
 )
@@ -60,7 +69,10 @@ def service() -> JobService:
         settings,
         JobStore(settings.jobs_table),
         ObjectStore(settings.jobs_bucket),
-        JobFlows(settings.job_state_machine_arn),
+        JobFlows(settings.job_state_machine_arn, settings.standard_job_state_machine_arn),
+        ExpirySchedules(
+            settings.expiry_schedule_group, settings.job_state_machine_arn, settings.expiry_scheduler_role_arn
+        ),
     )
 
 
@@ -127,8 +139,9 @@ def create_job(
 def list_jobs(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     next_token: Annotated[str | None, Query(alias="nextToken", max_length=2048)] = None,
+    status: Annotated[JobStatus | None, Query(description="only jobs in this status")] = None,
 ) -> Response[JobList]:
-    return json_response(HTTPStatus.OK, service().list(caller(), limit, next_token))
+    return json_response(HTTPStatus.OK, service().list(caller(), limit, next_token, status))
 
 
 @app.get("/jobs/<jobId>", summary="Get a job", responses=_responses(200, Job, 404))
@@ -145,6 +158,21 @@ def cancel_job(jobId: str) -> Response[Job]:
     job = service().cancel(caller(), jobId)
     metrics.add_metric(name="JobCanceled", unit=MetricUnit.Count, value=1)
     return json_response(HTTPStatus.OK, job)
+
+
+@app.post(
+    "/jobs/<jobId>/webhook/redeliver",
+    summary="Send the job's last webhook event again",
+    description="Same webhook-id as the first delivery; retried on the day-long schedule until delivered. "
+    "409 while a delivery is under way, or when the job has no webhook or sent no event yet.",
+    responses=_responses(202, Job, 404, 409),
+)
+@tracer.capture_method(capture_response=False)
+def redeliver_webhook(jobId: str) -> Response[Job]:
+    logger.append_keys(job_id=jobId)
+    job = service().redeliver(caller(), jobId)
+    metrics.add_metric(name="WebhookRedelivered", unit=MetricUnit.Count, value=1)
+    return json_response(HTTPStatus.ACCEPTED, job)
 
 
 @functools.cache

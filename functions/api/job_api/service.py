@@ -7,10 +7,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from job_api.settings import ApiSettings
-from job_api.storage import JobFlows, JobStateConflict, JobStore, ObjectStore
+from job_api.storage import ExpirySchedules, JobFlows, JobStateConflict, JobStore, ObjectStore
 from segjob_core import keys
 from segjob_core.jobs import iso, item_to_job, utc_now
-from segjob_core.models import CreateJobRequest, CreateJobResponse, Job, JobList, JobStatus, UploadForm
+from segjob_core.models import (
+    CreateJobRequest,
+    CreateJobResponse,
+    EventType,
+    Job,
+    JobList,
+    JobStatus,
+    UploadForm,
+    WebhookStatus,
+)
 from segjob_core.netguard import check_webhook_url
 
 # An upload that began just before its policy expired may still be landing: wait a little
@@ -19,11 +28,19 @@ EXPIRY_GRACE_SECONDS = 60
 
 
 class JobService:
-    def __init__(self, settings: ApiSettings, jobs: JobStore, objects: ObjectStore, flows: JobFlows) -> None:
+    def __init__(
+        self,
+        settings: ApiSettings,
+        jobs: JobStore,
+        objects: ObjectStore,
+        flows: JobFlows,
+        expiry: ExpirySchedules,
+    ) -> None:
         self._settings = settings
         self._jobs = jobs
         self._objects = objects
         self._flows = flows
+        self._expiry = expiry
 
     @property
     def settings(self) -> ApiSettings:
@@ -63,6 +80,9 @@ class JobService:
             item["webhookUrl"] = request.webhook_url
             item["webhookStatus"] = "PENDING"
         self._jobs.put_new(item)
+        if request.webhook_url:
+            # job.expired needs a webhook to go to; a job without one expires on read only
+            self._expiry.schedule(job_id, expires_at + timedelta(seconds=EXPIRY_GRACE_SECONDS + 1))
         form = self._objects.presign_upload(
             keys.upload_key(job_id),
             request.content_type,
@@ -79,31 +99,52 @@ class JobService:
     def get(self, owner: str, job_id: str) -> Job:
         return self._view(self._expire_if_due(self._jobs.get(job_id, owner)))
 
-    def list(self, owner: str, limit: int, token: str | None) -> JobList:
-        items, next_token = self._jobs.list_by_owner(owner, limit, token)
-        return JobList(jobs=[self._view(self._expire_if_due(item)) for item in items], next_token=next_token)
+    def list(self, owner: str, limit: int, token: str | None, status: JobStatus | None = None) -> JobList:
+        items, next_token = self._jobs.list_by_owner(owner, limit, token, status)
+        jobs = [self._view(self._expire_if_due(item)) for item in items]
+        # a job that expired on this read no longer has the status asked for
+        return JobList(jobs=[j for j in jobs if status in (None, j.status)], next_token=next_token)
 
     def cancel(self, owner: str, job_id: str) -> Job:
-        """A job awaiting its upload never runs; a running one is stopped. The state
-        machine sends the job.canceled webhook (when the job has one)."""
+        """A job awaiting its upload never runs; a running one keeps no result: the flow's
+        conditional writes refuse it (an Express execution cannot be stopped, and an
+        invocation in flight is not killed). The flow sends the job.canceled webhook."""
         item = self._expire_if_due(self._jobs.get(job_id, owner))
         status = JobStatus(item["status"])
         if status.terminal:
-            if status is JobStatus.CANCELED and item.get("webhookStatus") == "PENDING":
-                # an earlier cancel stopped before its notification started: finish it
-                # (the execution name makes this idempotent), then still answer 409
+            if status is JobStatus.CANCELED and item.get("hasWebhook") and not item.get("webhookEvent"):
+                # an earlier cancel stopped before its notification started: start it (the
+                # flow claims the notification once), then still answer 409
                 self._flows.notify_canceled(job_id)
             raise JobStateConflict(job_id, f"job {job_id} is already {status.value}")
         canceled = self._jobs.set_status(
             job_id, owner, JobStatus.CANCELED, {JobStatus.AWAITING_UPLOAD, JobStatus.RUNNING}, iso(utc_now())
         )
-        # the item as written, not the status read above: the upload may have started the
-        # run between the read and the conditional write
-        if canceled.get("executionArn"):
-            self._flows.stop(canceled["executionArn"], "canceled by its owner")
         if canceled.get("hasWebhook"):
             self._flows.notify_canceled(job_id)
         return self._view(canceled)
+
+    def redeliver(self, owner: str, job_id: str) -> Job:
+        """Send the job's last webhook event again (same webhook-id), now and then on the
+        retry schedule until it is delivered."""
+        item = self._jobs.get(job_id, owner)
+        if not item.get("hasWebhook"):
+            raise JobStateConflict(job_id, f"job {job_id} has no webhook")
+        if not item.get("webhookEvent"):
+            raise JobStateConflict(job_id, f"job {job_id} has sent no webhook event yet")
+        try:
+            claimed = self._jobs.claim_redelivery(job_id, owner)
+        except JobStateConflict as exc:
+            raise JobStateConflict(job_id, f"a delivery of job {job_id}'s webhook is under way") from exc
+        redelivery = int(claimed["redeliveries"])
+        try:
+            self._flows.redeliver(job_id, EventType(claimed["webhookEvent"]), redelivery)
+        except Exception:
+            self._jobs.release_redelivery(
+                job_id, item.get("webhookStatus", WebhookStatus.FAILED.value), redelivery
+            )
+            raise
+        return self._view(claimed)
 
     def _expire_if_due(self, item: dict[str, Any]) -> dict[str, Any]:
         """Upload window over without an upload: AWAITING_UPLOAD -> EXPIRED (on read; the

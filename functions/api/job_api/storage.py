@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
+from datetime import datetime
 from typing import Any
 
 import boto3
-from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.conditions import Attr, Key
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from segjob_core.models import JobStatus
+from segjob_core.models import EventType, JobStatus, WebhookStatus
 from segjob_core.s3 import presign_config
 
+# GET /jobs?status=: jobs read per query page, and pages read per request at most.
+LIST_FILTERED_PAGE = 100
+LIST_READ_PAGES = 10
 _CLIENT_CONFIG = Config(signature_version="s3v4", retries={"mode": "standard", "max_attempts": 3})
 
 
@@ -45,22 +50,40 @@ class JobStore:
         return item
 
     def list_by_owner(
-        self, owner: str, limit: int, token: str | None
+        self, owner: str, limit: int, token: str | None, status: JobStatus | None = None
     ) -> tuple[list[dict[str, Any]], str | None]:
+        """Up to ``limit`` jobs of ``owner``, newest first, only those in ``status`` if given.
+        DynamoDB applies a filter after its Limit, so filtered pages are read until ``limit``
+        jobs are found, at most LIST_READ_PAGES of them (a bounded request); the token then
+        names the last job returned, or the last key read."""
         query: dict[str, Any] = {
             "IndexName": "ByOwner",
             "KeyConditionExpression": Key("owner").eq(owner),
             "ScanIndexForward": False,
             "Limit": limit,
         }
+        if status is not None:
+            query["FilterExpression"] = Attr("status").eq(status.value)
+            query["Limit"] = max(limit, LIST_FILTERED_PAGE)
         if token:
             start = _decode_token(token)
             if start["owner"] != owner:
                 raise InvalidToken(token)
             query["ExclusiveStartKey"] = start
-        page = self._table.query(**query)
-        last = page.get("LastEvaluatedKey")
-        return page.get("Items", []), _encode_token(last) if last else None
+        items: list[dict[str, Any]] = []
+        for _ in range(LIST_READ_PAGES):
+            page = self._table.query(**query)
+            items += page.get("Items", [])
+            last = page.get("LastEvaluatedKey")
+            if len(items) > limit:  # more matches than asked for: continue after the last one shown
+                items = items[:limit]
+                last = {name: items[-1][name] for name in ("jobId", "owner", "createdAt")}
+            if len(items) == limit:
+                break
+            if not last:
+                break
+            query["ExclusiveStartKey"] = last
+        return items, _encode_token(last) if last else None
 
     def set_status(
         self, job_id: str, owner: str, new: JobStatus, allowed_from: set[JobStatus], now: str
@@ -72,15 +95,51 @@ class JobStore:
         for i, status in enumerate(sorted(allowed_from)):
             values[f":from{i}"] = status.value
             placeholders.append(f":from{i}")
+        return self._update_conditionally(
+            job_id,
+            UpdateExpression="SET #status = :new, updatedAt = :now, finishedAt = :now",
+            ConditionExpression=f"#owner = :owner AND #status IN ({', '.join(placeholders)})",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def claim_redelivery(self, job_id: str, owner: str) -> dict[str, Any]:
+        """A finished delivery (DELIVERED or FAILED) of the job's event -> PENDING again,
+        counting redeliveries; JobStateConflict while a delivery is under way (or none was made)."""
+        return self._update_conditionally(
+            job_id,
+            UpdateExpression="SET webhookStatus = :pending ADD redeliveries :one",
+            ConditionExpression="#owner = :owner AND attribute_exists(webhookEvent) "
+            "AND webhookStatus IN (:delivered, :failed)",
+            ExpressionAttributeNames={"#owner": "owner"},
+            ExpressionAttributeValues={
+                ":owner": owner,
+                ":pending": WebhookStatus.PENDING.value,
+                ":delivered": WebhookStatus.DELIVERED.value,
+                ":failed": WebhookStatus.FAILED.value,
+                ":one": 1,
+            },
+        )
+
+    def release_redelivery(self, job_id: str, previous: str, redeliveries: int) -> None:
+        """Undo ``claim_redelivery`` when the redelivery could not be started."""
+        self._table.update_item(
+            Key={"jobId": job_id},
+            UpdateExpression="SET webhookStatus = :previous",
+            ConditionExpression="webhookStatus = :pending AND redeliveries = :n",
+            ExpressionAttributeValues={
+                ":previous": previous,
+                ":pending": WebhookStatus.PENDING.value,
+                ":n": redeliveries,
+            },
+        )
+
+    def _update_conditionally(self, job_id: str, **update: Any) -> dict[str, Any]:
+        """The item as written; JobStateConflict when the condition does not hold."""
         try:
-            return self._table.update_item(
-                Key={"jobId": job_id},
-                UpdateExpression="SET #status = :new, updatedAt = :now, finishedAt = :now",
-                ConditionExpression=f"#owner = :owner AND #status IN ({', '.join(placeholders)})",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )["Attributes"]
+            return self._table.update_item(Key={"jobId": job_id}, ReturnValues="ALL_NEW", **update)[
+                "Attributes"
+            ]
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 raise JobStateConflict(job_id) from exc
@@ -88,38 +147,64 @@ class JobStore:
 
 
 class JobFlows:
-    """The job state machine: stop a running job, start the canceled-job notification."""
+    """The job flows: JobStateMachine (Express) for job.canceled notifications, the
+    Standard one for redeliveries (they may wait on the retry schedule)."""
 
-    def __init__(self, state_machine_arn: str) -> None:
+    def __init__(self, state_machine_arn: str, standard_state_machine_arn: str) -> None:
         self._arn = state_machine_arn
+        self._standard_arn = standard_state_machine_arn
         self._sfn = boto3.client("stepfunctions", config=_CLIENT_CONFIG)
 
-    def stop(self, execution_arn: str, cause: str) -> None:
-        try:
-            self._sfn.stop_execution(executionArn=execution_arn, error="JobCanceled", cause=cause)
-        except ClientError as exc:  # already finished: the conditional writes keep it CANCELED
-            if exc.response["Error"]["Code"] != "ExecutionDoesNotExist":
-                raise
-
     def notify_canceled(self, job_id: str) -> None:
+        """Express executions are not idempotent by name: the flow claims the notification
+        with a conditional write, so a repeated start sends nothing twice."""
+        self._sfn.start_execution(
+            stateMachineArn=self._arn,
+            name=f"{job_id}-canceled-{uuid.uuid4().hex[:12]}",
+            input=json.dumps(
+                {"source": API_EVENT_SOURCE, "detail-type": "Job Canceled", "detail": {"jobId": job_id}}
+            ),
+        )
+
+    def redeliver(self, job_id: str, event_type: EventType, redelivery: int) -> None:
+        """Deliver the job's last event again now, then on the retry schedule until it lands."""
+        detail = {"jobId": job_id, "type": event_type.value, "attempts": 0}
         try:
             self._sfn.start_execution(
-                stateMachineArn=self._arn,
-                name=f"{job_id}-canceled",
+                stateMachineArn=self._standard_arn,
+                name=f"{job_id}-redelivery-{redelivery}",
                 input=json.dumps(
-                    {
-                        "source": CANCEL_EVENT_SOURCE,
-                        "detail-type": "Job Canceled",
-                        "detail": {"jobId": job_id},
-                    }
+                    {"source": API_EVENT_SOURCE, "detail-type": "Webhook Retry", "detail": detail}
                 ),
             )
-        except ClientError as exc:  # already started by an earlier cancel of this job
+        except ClientError as exc:  # this redelivery was started already
             if exc.response["Error"]["Code"] != "ExecutionAlreadyExists":
                 raise
 
 
-CANCEL_EVENT_SOURCE = "segjob.api"
+API_EVENT_SOURCE = "segjob.api"
+EXPIRY_EVENT_SOURCE = "segjob.scheduler"
+
+
+class ExpirySchedules:
+    """One-time EventBridge Scheduler schedules that start a job's job.expired notification."""
+
+    def __init__(self, group: str, state_machine_arn: str, role_arn: str) -> None:
+        self._group = group
+        self._target = {"Arn": state_machine_arn, "RoleArn": role_arn}
+        self._scheduler = boto3.client("scheduler", config=_CLIENT_CONFIG)
+
+    def schedule(self, job_id: str, at: datetime) -> None:
+        event = {"source": EXPIRY_EVENT_SOURCE, "detail-type": "Job Expired", "detail": {"jobId": job_id}}
+        self._scheduler.create_schedule(
+            GroupName=self._group,
+            Name=job_id,
+            ScheduleExpression=f"at({at.strftime('%Y-%m-%dT%H:%M:%S')})",
+            ScheduleExpressionTimezone="UTC",
+            FlexibleTimeWindow={"Mode": "OFF"},
+            Target={**self._target, "Input": json.dumps(event)},
+            ActionAfterCompletion="DELETE",
+        )
 
 
 class ObjectStore:

@@ -81,8 +81,10 @@ def webhook_id(job_id: str, event_type: EventType) -> str:
 
 def build_event(event_type: EventType, item: Mapping[str, Any], presign: Presign) -> WebhookEvent:
     """The webhook body for a job item (plain values); ``timestamp`` is when the event
-    happened (the status write), so it is the same in every retry."""
-    return WebhookEvent(type=event_type, timestamp=item["updatedAt"], data=item_to_job(item, presign))
+    happened (the status write), so it is the same in every retry. ``data.webhook`` is left
+    out: the delivery's own status is not known while it is being sent."""
+    job = item_to_job(item, presign).model_copy(update={"webhook": None})
+    return WebhookEvent(type=event_type, timestamp=job.updated_at, data=job)
 
 
 def signed_headers(secrets: Sequence[str], msg_id: str, sent_at: datetime, body: str) -> dict[str, str]:

@@ -33,7 +33,7 @@ MODEL_CACHE_DIR = Path(tempfile.gettempdir()) / "models"  # /tmp/models in Lambd
 
 
 class ObjectStore(Protocol):
-    def get_bytes(self, bucket: str, key: str) -> bytes: ...
+    def get_bytes(self, bucket: str, key: str, version_id: str | None = None) -> bytes: ...
 
     def put_bytes(self, bucket: str, key: str, body: bytes, content_type: str) -> None: ...
 
@@ -92,7 +92,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], bytes] = {}
 
-    def get_bytes(self, bucket: str, key: str) -> bytes:
+    def get_bytes(self, bucket: str, key: str, version_id: str | None = None) -> bytes:
         return self.objects[(bucket, key)]
 
     def put_bytes(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
@@ -150,7 +150,7 @@ def segment_image(
     segmenter.check_params(params)  # before any download: a bad class id fails fast
     clock = StageClock()
     with clock.stage("download"):
-        data = store.get_bytes(request.bucket, request.key)
+        data = store.get_bytes(request.bucket, request.key, request.version_id)
     with clock.stage("decode"):
         image = decode_image(
             data, max_pixels=max_image_pixels, reduce_to=decoded_side_for(params), full_above=params.tile_size

@@ -17,7 +17,7 @@ _S3 = boto3.client(
     "s3",
     config=Config(signature_version="s3v4", retries={"mode": "standard", "max_attempts": 5}),
 )
-_MISSING = frozenset({"NoSuchKey", "NoSuchBucket", "404", "NotFound"})
+_MISSING = frozenset({"NoSuchKey", "NoSuchVersion", "NoSuchBucket", "404", "NotFound"})
 
 
 def _code(exc: ClientError) -> str:
@@ -30,12 +30,14 @@ class S3ObjectStore:
     def __init__(self, client: Any = None) -> None:
         self._s3 = client or _S3
 
-    def get_bytes(self, bucket: str, key: str) -> bytes:
+    def get_bytes(self, bucket: str, key: str, version_id: str | None = None) -> bytes:
+        """The object, or exactly ``version_id`` of it (the upload a job started from)."""
+        pinned = {"VersionId": version_id} if version_id else {}
         try:
-            response = self._s3.get_object(Bucket=bucket, Key=key)
+            response = self._s3.get_object(Bucket=bucket, Key=key, **pinned)
         except ClientError as exc:
             if _code(exc) in _MISSING:
-                raise InputMissing(f"s3://{bucket}/{key} does not exist") from exc
+                raise InputMissing(f"s3://{bucket}/{key} (version {version_id}) does not exist") from exc
             raise
         body: bytes = response["Body"].read()
         return body

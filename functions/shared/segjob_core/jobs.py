@@ -14,11 +14,13 @@ from typing import Any
 
 from .models import (
     ErrorInfo,
+    EventType,
     Job,
     JobParams,
     JobResult,
     JobStatus,
     SegmentOutcome,
+    WebhookAttempt,
     WebhookInfo,
     WebhookStatus,
 )
@@ -31,7 +33,25 @@ def utc_now() -> datetime:
 
 
 def iso(ts: datetime) -> str:
+    """The one timestamp format of the API, result.json and webhooks: ISO 8601 UTC with
+    milliseconds and ``Z`` (``2026-11-22T10:15:30.123Z``)."""
     return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def normalize_timestamp(value: str) -> str:
+    """``value`` in the format of ``iso``. Step Functions writes ``$$.State.EnteredTime``
+    (AWS: ``...T10:15:30.123Z``; moto: ``...T10:15:30.123456+00:00``); a value that is
+    not a timestamp is returned unchanged."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return value
+    return iso(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
+
+
+def _timestamp(item: Mapping[str, Any], name: str) -> str | None:
+    value = item.get(name)
+    return normalize_timestamp(value) if isinstance(value, str) else value
 
 
 def from_dynamodb(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -56,9 +76,26 @@ def error_message(cause: str | None) -> str:
 
 
 def _webhook_error(item: Mapping[str, Any]) -> str | None:
-    if not item.get("webhookErrorCode"):
+    """The last failed attempt's error, while the webhook is not delivered."""
+    if not item.get("webhookErrorCode") or item.get("webhookStatus") == WebhookStatus.DELIVERED:
         return None
     return f"{item['webhookErrorCode']}: {error_message(item.get('webhookErrorCause'))}"
+
+
+def _webhook_attempts(item: Mapping[str, Any]) -> list[WebhookAttempt] | None:
+    attempts = item.get("webhookAttempts")
+    if not attempts:
+        return None
+    return [
+        WebhookAttempt(
+            at=normalize_timestamp(attempt["at"]),
+            event=EventType(attempt["event"]),
+            outcome=WebhookStatus(attempt["outcome"]),
+            status_code=int(attempt["statusCode"]) if attempt.get("statusCode") is not None else None,
+            error=attempt.get("error"),
+        )
+        for attempt in attempts
+    ]
 
 
 def item_to_job(item: Mapping[str, Any], presign: Presign | None = None) -> Job:
@@ -84,20 +121,21 @@ def item_to_job(item: Mapping[str, Any], presign: Presign | None = None) -> Job:
             url=item["webhookUrl"],
             status=WebhookStatus(item.get("webhookStatus", WebhookStatus.PENDING)),
             error=_webhook_error(item),
-            delivered_at=item.get("webhookDeliveredAt"),
+            delivered_at=_timestamp(item, "webhookDeliveredAt"),
+            attempts=_webhook_attempts(item),
         )
     return Job(
         job_id=item["jobId"],
         status=JobStatus(item["status"]),
-        created_at=item["createdAt"],
-        updated_at=item["updatedAt"],
-        expires_at=item["expiresAt"],
+        created_at=normalize_timestamp(item["createdAt"]),
+        updated_at=normalize_timestamp(item["updatedAt"]),
+        expires_at=normalize_timestamp(item["expiresAt"]),
         filename=item.get("filename"),
         content_type=item["contentType"],
         params=JobParams.model_validate_json(item["params"]),
         metadata=json.loads(item["metadata"]) if item.get("metadata") else None,
-        started_at=item.get("startedAt"),
-        finished_at=item.get("finishedAt"),
+        started_at=_timestamp(item, "startedAt"),
+        finished_at=_timestamp(item, "finishedAt"),
         webhook=webhook,
         result=result,
         error=error,

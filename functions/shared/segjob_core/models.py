@@ -45,6 +45,7 @@ class EventType(StrEnum):
     SUCCEEDED = "job.succeeded"
     FAILED = "job.failed"
     CANCELED = "job.canceled"
+    EXPIRED = "job.expired"
 
 
 class Contract(BaseModel):
@@ -162,11 +163,24 @@ class JobResult(Contract):
     tiles: int | None = Field(None, description="how many tiles the image was cut into (tiled jobs only)")
 
 
+class WebhookAttempt(Contract):
+    """One delivery attempt of a job's webhook, as the flow recorded it."""
+
+    at: str
+    event: EventType
+    outcome: WebhookStatus = Field(description="DELIVERED or FAILED")
+    status_code: int | None = Field(None, description="the receiver's answer (delivered attempts)")
+    error: str | None = Field(None, description="error code of a failed attempt, e.g. WebhookDeliveryFailed")
+
+
 class WebhookInfo(Contract):
     url: str
     status: WebhookStatus
-    error: str | None = None
+    error: str | None = Field(None, description="the last failed attempt's error")
     delivered_at: str | None = None
+    attempts: list[WebhookAttempt] | None = Field(
+        None, description="every delivery attempt, oldest first (retries follow a day-long schedule)"
+    )
 
 
 class Job(Contract):
@@ -290,6 +304,9 @@ class SegmentRequest(Contract):
     job_id: str
     bucket: str
     key: str
+    version_id: str | None = Field(
+        None, description="the S3 version the upload event named; re-uploads change nothing"
+    )
     params: JobParams = Field(default_factory=lambda: JobParams())  # noqa: PLW0108 - mypy needs the call
 
 

@@ -196,6 +196,47 @@ def test_list_is_newest_first_paginated_and_per_caller(api) -> None:
     assert "nextToken" not in second
 
 
+@pytest.mark.parametrize(("page_read", "read_pages"), [(1, 100), (2, 100), (100, 100), (1, 1)])
+def test_list_by_status_fills_pages_across_filtered_reads(api, monkeypatch, page_read, read_pages) -> None:
+    # GIVEN 7 jobs of which 4 are canceled (DynamoDB filters after its own Limit, so the
+    # store reads further pages of `page_read` items to fill one of ours)
+    from job_api import storage
+
+    monkeypatch.setattr(storage, "LIST_FILTERED_PAGE", page_read)
+    monkeypatch.setattr(storage, "LIST_READ_PAGES", read_pages)
+    ids = [call(api, "POST", "/jobs", {})[1]["jobId"] for _ in range(7)]
+    canceled = set(ids[::2])
+    for job_id in canceled:
+        assert call(api, "DELETE", f"/jobs/{job_id}")[0] == 200
+    call(api, "DELETE", f"/jobs/{call(api, 'POST', '/jobs', {}, caller=BOB)[1]['jobId']}", caller=BOB)
+
+    # WHEN the canceled ones are listed 3 at a time
+    pages, token = [], ""
+    while True:
+        status, page = call(api, "GET", "/jobs", query="status=CANCELED&limit=3" + token)
+        assert status == 200
+        pages.append([job["jobId"] for job in page["jobs"]])
+        if "nextToken" not in page:
+            break
+        token = f"&nextToken={page['nextToken']}"
+
+    # THEN every canceled job of the caller comes once and nothing else; pages are full unless
+    # a request reached its bound of reads (then it returns what it found and a token)
+    listed = [job_id for page in pages for job_id in page]
+    assert sorted(listed) == sorted(canceled)
+    if read_pages > 1:
+        assert [len(page) for page in pages[:2]] == [3, 1] and all(not page for page in pages[2:])
+    _, awaiting = call(api, "GET", "/jobs", query="status=AWAITING_UPLOAD&limit=10")
+    assert sorted(job["jobId"] for job in awaiting["jobs"]) == sorted(set(ids) - canceled)
+
+
+def test_list_by_an_unknown_status_is_400(api) -> None:
+    status, response = call(api, "GET", "/jobs", query="status=DONE")
+
+    assert status == 400 and response["error"]["code"] == "InvalidRequest"
+    assert "status" in response["error"]["message"]
+
+
 def test_forged_next_token_is_400(api) -> None:
     status, response = call(api, "GET", "/jobs", query="nextToken=abc")
     assert status == 400 and response["error"]["code"] == "InvalidRequest"

@@ -210,12 +210,30 @@ def test_condition_switches_the_model_policy_on() -> None:
     without = Stack(TEMPLATE)
     with_model = Stack(TEMPLATE, {"ModelUri": "s3://models/seg/best.pt", "ModelSha256": "a" * 64})
 
-    assert without.conditions == {"HasModelUri": False}
-    assert with_model.conditions == {"HasModelUri": True}
+    assert without.conditions["HasModelUri"] is False
+    assert with_model.conditions["HasModelUri"] is True
     policies = with_model.resolve(with_model.resources["SegmentFunction"]["Properties"]["Policies"])
     resources = json.dumps(policies)
     assert "arn:aws:s3:::models/seg/best.pt" in resources
     assert len(without.resolve(without.resources["SegmentFunction"]["Properties"]["Policies"])) == 1
+
+
+@pytest.mark.parametrize(("limit", "reserved"), [("20", 20), ("0", None)])
+def test_segment_max_concurrency_reserves_concurrency_unless_zero(limit: str, reserved: int | None) -> None:
+    stack = Stack(TEMPLATE, {"SegmentMaxConcurrency": limit})
+    props = stack.resolve(stack.resources["SegmentFunction"]["Properties"])
+    value = props.get("ReservedConcurrentExecutions")
+    assert (int(value) if value is not None else None) == reserved
+
+
+def test_both_flows_share_one_definition_with_their_own_type(stack: Stack) -> None:
+    machines = stack.state_machines()
+    assert {m.type for m in machines.values()} == {"EXPRESS", "STANDARD"}
+    express, standard = machines["JobStateMachine"], machines["StandardJobStateMachine"]
+    assert express.type == "EXPRESS" and standard.type == "STANDARD"
+    # the Express flow hands over to the Standard one by its ARN; both name the same ARN
+    assert standard.arn in express.definition and standard.arn in standard.definition
+    assert json.loads(express.definition)["States"] == json.loads(standard.definition)["States"]
 
 
 def test_physical_ids_replace_derived_arns(stack: Stack) -> None:

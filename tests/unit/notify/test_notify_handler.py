@@ -286,3 +286,22 @@ def test_malformed_request_is_rejected(notify_fn, notify_env, notify_event, lamb
 
     with pytest.raises(ValidationError):
         notify_fn.app.lambda_handler(event, lambda_context)
+
+
+def test_payload_carries_no_webhook_status_of_its_own() -> None:
+    from job_notify.logic import build_event
+
+    item = {
+        "jobId": "job_1",
+        "status": "SUCCEEDED",
+        "createdAt": "2026-12-01T00:00:00.000Z",
+        "updatedAt": "2026-12-01T00:00:01.000Z",
+        "expiresAt": "2026-12-01T00:15:00.000Z",
+        "contentType": "image/jpeg",
+        "params": "{}",
+        "webhookUrl": "https://example.com/hooks",
+        "webhookStatus": "PENDING",
+    }
+    event = build_event(EventType.SUCCEEDED, item, presign=lambda key: key)
+    assert event.data.webhook is None
+    assert "webhook" not in event.to_json_dict()["data"]

@@ -25,7 +25,7 @@ from segmentation.service import segment_image
 
 class Store:
     def __init__(self, data): self.objects = {"in": data}
-    def get_bytes(self, bucket, key): return self.objects[key]
+    def get_bytes(self, bucket, key, version_id=None): return self.objects[key]
     def put_bytes(self, bucket, key, body, content_type): self.objects[key] = body
 
 store = Store(open(sys.argv[1], "rb").read())

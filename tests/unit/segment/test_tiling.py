@@ -195,7 +195,7 @@ class MemoryStore:
     def __init__(self, objects: dict[str, bytes]) -> None:
         self.objects = objects
 
-    def get_bytes(self, bucket: str, key: str) -> bytes:
+    def get_bytes(self, bucket: str, key: str, version_id: str | None = None) -> bytes:
         return self.objects[key]
 
     def put_bytes(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
