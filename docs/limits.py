@@ -92,7 +92,7 @@ def _seconds(value: float) -> str:
 def _param_rows(openapi: Mapping[str, Any]) -> Iterator[Row]:
     schemas = openapi["components"]["schemas"]
     params = schemas["JobParams"]["properties"]
-    imgsz_default = _constant("functions/segment/segmentation/segmenter.py", "DEFAULT_IMGSZ")
+    imgsz_default = _constant("functions/segment/segmentation/decode.py", "DEFAULT_IMGSZ")
     max_tiles = _constant("functions/segment/segmentation/tiling.py", "MAX_TILES")
     texts = {
         "imgsz": f"the model's training size (demo model: {_demo_model_imgsz()}; {imgsz_default} if the checkpoint records none)",
