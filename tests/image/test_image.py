@@ -89,7 +89,7 @@ def built(report: dict[str, Any]) -> str:
         shutil.copyfile(bundle, context / "segment" / "build-ca.pem")
     started = time.perf_counter()
     docker(
-        "build", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "-f", str(context / "segment" / "Dockerfile"),
+        "build", "--force-rm", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "-f", str(context / "segment" / "Dockerfile"),
         "-t", IMAGE, str(context), timeout=1800,
     )  # fmt: skip
     report["buildSeconds"] = round(time.perf_counter() - started, 1)
