@@ -79,10 +79,12 @@ class JobService:
         if request.webhook_url:
             item["webhookUrl"] = request.webhook_url
             item["webhookStatus"] = "PENDING"
-        self._jobs.put_new(item)
         if request.webhook_url:
-            # job.expired needs a webhook to go to; a job without one expires on read only
+            # job.expired needs a webhook to go to; a job without one expires on read only.
+            # Scheduled before the job is written: a failure here leaves no job behind, and a
+            # schedule whose job was never written finds nothing to expire (conditional write).
             self._expiry.schedule(job_id, expires_at + timedelta(seconds=EXPIRY_GRACE_SECONDS + 1))
+        self._jobs.put_new(item)
         form = self._objects.presign_upload(
             keys.upload_key(job_id),
             request.content_type,
