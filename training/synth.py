@@ -196,7 +196,7 @@ HELDOUT_FAMILIES: tuple[str, ...] = ("blurred_colour", "plaid", "speckle")
 MIXED_SEEDS = {"train": 11, "val": 12, "heldout": 13}
 NEGATIVE_SHARE = 0.3
 RECIPE_VERSION = 1  # bump when the recipe changes: the data sets on disk are rewritten
-TRAIN_IMAGES, VAL_IMAGES, HELDOUT_IMAGES = 2000, 150, 300
+TRAIN_IMAGES, VAL_IMAGES, HELDOUT_IMAGES = 1200, 100, 300
 
 
 def load_photo(name: str) -> np.ndarray:
@@ -445,36 +445,52 @@ def label_lines(instances: list[Instance], h: int, w: int) -> list[str]:
     return lines
 
 
-def write_split(root: Path, split: str, n: int) -> None:
-    """``n`` images of the recipe's ``split`` (train, val or heldout) with their labels."""
-    images, labels = root / "images" / split, root / "labels" / split
-    images.mkdir(parents=True, exist_ok=True)
-    labels.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        if split == "heldout":
-            img, instances = make_heldout_image(i)
-        else:
-            img, instances = make_mixed_image(MIXED_SEEDS[split], i)
-        h, w = img.shape[:2]
-        cv2.imwrite(str(images / f"{i:05d}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
-        (labels / f"{i:05d}.txt").write_text("".join(line + "\n" for line in label_lines(instances, h, w)))
+def _write_one(root: Path, split: str, i: int) -> None:
+    label = root / "labels" / split / f"{i:05d}.txt"
+    if label.exists():  # written after its image: both are complete (each a pure function of i)
+        return
+    img, instances = make_heldout_image(i) if split == "heldout" else make_mixed_image(MIXED_SEEDS[split], i)
+    h, w = img.shape[:2]
+    cv2.imwrite(str(root / "images" / split / f"{i:05d}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    label.write_text("".join(line + "\n" for line in label_lines(instances, h, w)))
 
 
-def write_dataset(root: Path, train: int, val: int, heldout: int) -> Path:
-    """The recipe's data set under ``root`` (written once per size: a recipe.json records
-    what is there) and its data.yaml, whose test split is the held-out set."""
-    recipe = {"train": train, "val": val, "heldout": heldout, "seeds": MIXED_SEEDS, "version": RECIPE_VERSION}
-    data_yaml = root / "data.yaml"
-    record = root / "recipe.json"
-    if data_yaml.exists() and record.exists() and json.loads(record.read_text()) == recipe:
-        return data_yaml
+def write_split(root: Path, split: str, n: int, jobs: int = 1) -> None:
+    """``n`` images of the recipe's ``split`` (train, val or heldout) with their labels,
+    unless they are there already (a marker records the count and the recipe version; an
+    interrupted split is completed)."""
+    marker = root / f"{split}.json"
+    recipe = {"images": n, "seed": MIXED_SEEDS[split], "version": RECIPE_VERSION}
+    if marker.exists() and json.loads(marker.read_text()) == recipe:
+        return
+    for folder in ("images", "labels"):
+        (root / folder / split).mkdir(parents=True, exist_ok=True)
+    if marker.exists():  # another recipe version or size: start again
+        for old in (root / "labels" / split).glob("*.txt"):
+            old.unlink()
+    if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+        from functools import partial
+
+        with ProcessPoolExecutor(jobs) as pool:
+            list(pool.map(partial(_write_one, root, split), range(n), chunksize=8))
+    else:
+        for i in range(n):
+            _write_one(root, split, i)
+    marker.write_text(json.dumps(recipe) + "\n")
+
+
+def write_dataset(root: Path, train: int, val: int, heldout: int, jobs: int = 1) -> Path:
+    """The recipe's data set under ``root`` (each split written once) and its data.yaml,
+    whose test split is the held-out set. ``heldout=0`` leaves that split for later."""
     for split, n in (("train", train), ("val", val), ("heldout", heldout)):
-        write_split(root, split, n)
+        if n:
+            write_split(root, split, n, jobs)
     names = "\n".join(f"  {i}: {name}" for i, name in enumerate(CLASS_NAMES))
+    data_yaml = root / "data.yaml"
     data_yaml.write_text(
         f"path: {root.resolve()}\ntrain: images/train\nval: images/val\ntest: images/heldout\nnames:\n{names}\n"
     )
-    record.write_text(json.dumps(recipe, indent=2) + "\n")
     return data_yaml
 
 
@@ -494,12 +510,13 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=TRAIN_IMAGES)
     parser.add_argument("--val", type=int, default=VAL_IMAGES)
     parser.add_argument("--heldout", type=int, default=HELDOUT_IMAGES)
+    parser.add_argument("--jobs", type=int, default=1, help="processes that draw images")
     parser.add_argument("--demo", type=Path, help="write the demo images to this folder instead")
     args = parser.parse_args()
     if args.demo:
         write_demo_images(args.demo)
     else:
-        print(write_dataset(args.out, args.train, args.val, args.heldout))
+        print(write_dataset(args.out, args.train, args.val, args.heldout, args.jobs))
 
 
 if __name__ == "__main__":

@@ -87,10 +87,13 @@ def strip_to(source: Path, target: Path) -> Path:
 
 def train(args: argparse.Namespace) -> tuple[Path, Path, dict[str, Any]]:
     """One Ultralytics run; returns its best.pt, its last.pt and the run's log record."""
-    from synth import TRAIN_IMAGES, VAL_IMAGES, HELDOUT_IMAGES, write_dataset
+    from synth import TRAIN_IMAGES, VAL_IMAGES, write_dataset
     from ultralytics import YOLO
 
-    data_yaml = write_dataset(args.data, train=TRAIN_IMAGES, val=VAL_IMAGES, heldout=HELDOUT_IMAGES)
+    if args.data.resolve() == DEFAULT_DATA.resolve():  # the demo recipe, written once
+        data_yaml = write_dataset(args.data, train=TRAIN_IMAGES, val=VAL_IMAGES, heldout=0)
+    else:  # your own data set in the Ultralytics layout
+        data_yaml = args.data / "data.yaml"
     resume = RUNS / args.name / "weights" / "last.pt"
     if args.resume:  # an interrupted run on this machine, with its optimizer state
         model = YOLO(str(resume))
@@ -142,8 +145,8 @@ def train(args: argparse.Namespace) -> tuple[Path, Path, dict[str, Any]]:
         "epochs": int(model.trainer.epoch) + 1,
         "imgsz": args.imgsz,
         "batch": args.batch,
-        "train_images": TRAIN_IMAGES,
-        "data": "synth.make_mixed_image (recipe v1)",
+        "train_images": TRAIN_IMAGES if args.data.resolve() == DEFAULT_DATA.resolve() else None,
+        "data": "synth.make_mixed_image" if args.data.resolve() == DEFAULT_DATA.resolve() else str(args.data),
         "seconds": round(elapsed),
         "cpu_count": os.cpu_count(),
     }
@@ -215,7 +218,11 @@ def main() -> None:
     record_path.write_text(json.dumps(record, indent=2) + "\n")
     if args.no_compare:
         return
-    if compare_and_keep(best, args.weights, adopt=args.adopt).adopt:
+    if args.data.resolve() != DEFAULT_DATA.resolve():  # no held-out evaluation of your data here
+        shutil.copyfile(best, args.weights)
+        append_log(args.weights, record)
+        print(f"wrote {args.weights}")
+    elif compare_and_keep(best, args.weights, adopt=args.adopt).adopt:
         append_log(args.weights, record)
 
 
