@@ -98,7 +98,9 @@ def read_labels(path: Path, h: int, w: int) -> list[tuple[int, np.ndarray]]:
 
 def predict(model: Any, image: np.ndarray, imgsz: int) -> list[tuple[int, np.ndarray]]:
     """Detections at the jobs' defaults, most confident first: (class, mask at image size)."""
-    result = model.predict(image, imgsz=imgsz, conf=DEFAULT_CONF, iou=DEFAULT_IOU, device="cpu", verbose=False)[0]
+    result = model.predict(
+        image, imgsz=imgsz, conf=DEFAULT_CONF, iou=DEFAULT_IOU, device="cpu", verbose=False
+    )[0]
     if result.masks is None:
         return []
     h, w = image.shape[:2]
@@ -123,15 +125,20 @@ def validate(weights: Path, data_yaml: Path, imgsz: int, *, agnostic: bool) -> A
 
 
 def heldout_metrics(weights: Path, data: Path, imgsz: int) -> dict[str, Any]:
-    """mAP from Ultralytics' validator (per class and class-agnostic) on the held-out split."""
-    from synth import CLASS_NAMES, HELDOUT_IMAGES, write_dataset
+    """mAP from Ultralytics' validator (per class and class-agnostic) on the held-out split
+    (the demo recipe's, written if needed; or the `test` split of your own data set)."""
+    from synth import HELDOUT_IMAGES, write_dataset
 
-    data_yaml = write_dataset(data, train=0, val=0, heldout=HELDOUT_IMAGES)
+    if data.resolve() == DEFAULT_DATA.resolve():
+        data_yaml = write_dataset(data, train=0, val=0, heldout=HELDOUT_IMAGES)
+    else:
+        data_yaml = data / "data.yaml"
     aware = validate(weights, data_yaml, imgsz, agnostic=False)
     agnostic = validate(weights, data_yaml, imgsz, agnostic=True)
-    per_class = {name: {"mask_map50": 0.0, "mask_map50_95": 0.0} for name in CLASS_NAMES}
+    names = aware.names
+    per_class = {name: {"mask_map50": 0.0, "mask_map50_95": 0.0} for name in names.values()}
     for i, c in enumerate(aware.seg.ap_class_index):
-        per_class[CLASS_NAMES[int(c)]] = {
+        per_class[names[int(c)]] = {
             "mask_map50": round(float(aware.seg.ap50[i]), 4),
             "mask_map50_95": round(float(aware.seg.ap[i]), 4),
         }
@@ -181,7 +188,8 @@ def heldout_at_default_conf(model: Any, data: Path, imgsz: int) -> dict[str, Any
         "false_positives_per_image": round(false_positives / max(1, len(images)), 3),
         "recall_per_class": {name: round(r / max(1, n), 4) for name, (r, n) in per_class.items()},
         "recall_by_size": [
-            {"size": name, "objects": n, "recall": round(r / n, 4) if n else None} for name, (r, n) in found.items()
+            {"size": name, "objects": n, "recall": round(r / n, 4) if n else None}
+            for name, (r, n) in found.items()
         ],
         "confusion": {
             CLASS_NAMES[i]: dict(zip([*CLASS_NAMES, "missed"], (int(v) for v in row), strict=True))
@@ -391,9 +399,12 @@ def render_card(weights: Path, evaluation: dict[str, Any], log: dict[str, Any], 
     heldout, negative, sample = evaluation["heldout"], evaluation["negatives"], evaluation["samples"]
     runs = log["runs"]
     last = runs[-1]
-    run_table = "| finished | from | epochs | imgsz | train images | seconds |\n|---|---|---|---|---|---|\n" + "\n".join(
-        f"| {r['finished']} | {r['from']} | {r['epochs']} | {r['imgsz']} | {r.get('train_images')} | {r['seconds']} |"
-        for r in runs
+    run_table = (
+        "| finished | from | epochs | imgsz | train images | seconds |\n|---|---|---|---|---|---|\n"
+        + "\n".join(
+            f"| {r['finished']} | {r['from']} | {r['epochs']} | {r['imgsz']} | {r.get('train_images')} | {r['seconds']} |"
+            for r in runs
+        )
     )
     return CARD.format(
         size_mb=weights.stat().st_size / 1e6,
@@ -419,12 +430,15 @@ def render_card(weights: Path, evaluation: dict[str, Any], log: dict[str, Any], 
         agnostic_mask_map50=heldout["agnostic_mask_map50"],
         agnostic_mask_map50_95=heldout["agnostic_mask_map50_95"],
         class_rows="\n".join(
-            f"| {name} | | | {v['mask_map50']:.3f} | {v['mask_map50_95']:.3f} |" for name, v in heldout["per_class"].items()
+            f"| {name} | | | {v['mask_map50']:.3f} | {v['mask_map50_95']:.3f} |"
+            for name, v in heldout["per_class"].items()
         ),
         recall=heldout["recall"],
         heldout_fp=heldout["false_positives_per_image"],
         confusion_rows="\n".join(
-            f"| {name} | {heldout['recall_per_class'][name]:.3f} | " + " | ".join(str(v) for v in row.values()) + " |"
+            f"| {name} | {heldout['recall_per_class'][name]:.3f} | "
+            + " | ".join(str(v) for v in row.values())
+            + " |"
             for name, row in heldout["confusion"].items()
         ),
         size_rows="\n".join(
@@ -472,7 +486,7 @@ def summary(evaluation: dict[str, Any]) -> str:
         f"held-out image, {n['false_positives_per_image']:.2f} per shape-free photo (max {n['max_per_image']}); "
         f"samples {s['right']}/{s['shapes']} right, {s['wrong_class']} wrong class, {s['extra']} extra\n"
         f"recall by size: " + ", ".join(f"{b['size']} {b['recall']}" for b in h["recall_by_size"]) + "\n"
-        f"per class mask mAP50: " + ", ".join(f"{k} {v['mask_map50']}" for k, v in h["per_class"].items())
+        "per class mask mAP50: " + ", ".join(f"{k} {v['mask_map50']}" for k, v in h["per_class"].items())
     )
 
 
@@ -484,10 +498,20 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--imgsz", type=int, default=None, help="default: the checkpoint's training size")
     parser.add_argument("--no-card", action="store_true", help="print the figures, write nothing")
+    parser.add_argument(
+        "--map-only", action="store_true", help="only the validator's mAP (e.g. your own --data)"
+    )
     parser.add_argument("--card-only", action="store_true", help="render the card from the eval.json there")
     args = parser.parse_args()
     if args.card_only:
         print(f"wrote {write_card(args.weights)}")
+        return
+    if args.map_only or args.data.resolve() != DEFAULT_DATA.resolve():
+        from export import trained_imgsz
+        from ultralytics import YOLO
+
+        size = args.imgsz or trained_imgsz(YOLO(str(args.weights)))
+        print(json.dumps(heldout_metrics(args.weights, args.data, size), indent=2))
         return
     evaluation = evaluate_weights(args.weights, args.data, args.imgsz)
     print(summary(evaluation))

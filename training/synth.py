@@ -257,7 +257,9 @@ def _texture_background(rng: np.random.Generator, family: str, h: int, w: int) -
         for _ in range(int(rng.integers(4, 14))):
             centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
             axes = (int(rng.integers(10, max(11, w // 3))), int(rng.integers(10, max(11, h // 3))))
-            cv2.ellipse(img, centre, axes, float(rng.uniform(0, 180)), 0, 360, rng.uniform(0, 255, 3).tolist(), -1)
+            cv2.ellipse(
+                img, centre, axes, float(rng.uniform(0, 180)), 0, 360, rng.uniform(0, 255, 3).tolist(), -1
+            )
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(12, 30))
     elif family == "blurred_colour":  # held out: coloured noise blurred at any scale
         img = rng.uniform(0, 255, size=(h, w, 3)).astype(np.float32)
@@ -418,7 +420,9 @@ def _degrade(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
         img = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     if rng.random() < 0.1:
         mean = img.reshape(-1, 3).mean(axis=0)
-        img = np.clip(mean + (img.astype(np.float32) - mean) * rng.uniform(0.35, 0.7), 0, 255).astype(np.uint8)
+        img = np.clip(mean + (img.astype(np.float32) - mean) * rng.uniform(0.35, 0.7), 0, 255).astype(
+            np.uint8
+        )
     quality = int(rng.integers(40, 96))
     return cv2.imdecode(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_COLOR)
 

@@ -28,7 +28,9 @@ def test_the_card_is_rendered_from_eval_json() -> None:
 
     expected = render_card(WEIGHTS, evaluation(), log, names)
 
-    assert (MODEL_DIR / "MODEL_CARD.md").read_text() == expected, "run `make eval` (or evaluate.py --card-only)"
+    assert (MODEL_DIR / "MODEL_CARD.md").read_text() == expected, (
+        "run `make eval` (or evaluate.py --card-only)"
+    )
 
 
 def test_the_card_states_the_figures_a_user_needs() -> None:
@@ -36,5 +38,10 @@ def test_the_card_states_the_figures_a_user_needs() -> None:
 
     assert f"{result['heldout']['mask_map50']:.3f}" in card
     assert f"{result['negatives']['false_positives_per_image']:.2f} per" in card
-    for heading in ("Recall by object size", "Photos without shapes", "The default threshold", "What it is not for"):
+    for heading in (
+        "Recall by object size",
+        "Photos without shapes",
+        "The default threshold",
+        "What it is not for",
+    ):
         assert heading in card
