@@ -35,7 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WEIGHTS = ROOT / "functions" / "segment" / "model" / "shapes-seg.pt"
 DEFAULT_DATA = ROOT / "build" / "data"
-DEFAULT_CONF, DEFAULT_IOU = 0.25, 0.7  # segjob_core.models.JobParams' defaults
+DEFAULT_CONF, DEFAULT_IOU, DEFAULT_MAX_DET = 0.25, 0.7, 100  # segjob_core.models.JobParams' defaults
 SIZE_BINS: tuple[tuple[str, float, float], ...] = (
     ("< 16 px", 0, 16),
     ("16-32 px", 16, 32),
@@ -99,7 +99,13 @@ def read_labels(path: Path, h: int, w: int) -> list[tuple[int, np.ndarray]]:
 def predict(model: Any, image: np.ndarray, imgsz: int) -> list[tuple[int, np.ndarray]]:
     """Detections at the jobs' defaults, most confident first: (class, mask at image size)."""
     result = model.predict(
-        image, imgsz=imgsz, conf=DEFAULT_CONF, iou=DEFAULT_IOU, device="cpu", verbose=False
+        image,
+        imgsz=imgsz,
+        conf=DEFAULT_CONF,
+        iou=DEFAULT_IOU,
+        max_det=DEFAULT_MAX_DET,
+        device="cpu",
+        verbose=False,
     )[0]
     if result.masks is None:
         return []
@@ -251,12 +257,16 @@ def evaluate_weights(weights: Path, data: Path = DEFAULT_DATA, imgsz: int | None
     started = time.monotonic()
     heldout = heldout_metrics(weights, data, size)
     heldout.update(heldout_at_default_conf(model, data, size))
+    from synth import HELDOUT_IMAGES, RECIPE_VERSION
+
     result = {
         "weights": weights.name,
+        "heldout_set": {"recipe": RECIPE_VERSION, "images": HELDOUT_IMAGES},
         "sha256": sha256(weights),
         "imgsz": size,
         "conf": DEFAULT_CONF,
         "iou": DEFAULT_IOU,
+        "max_detections": DEFAULT_MAX_DET,
         # What `make train` compares (training/train.py decide()).
         "mask_map50": heldout["mask_map50"],
         "fp_per_negative_image": None,
@@ -267,6 +277,21 @@ def evaluate_weights(weights: Path, data: Path = DEFAULT_DATA, imgsz: int | None
     result["fp_per_negative_image"] = result["negatives"]["false_positives_per_image"]
     result["seconds"] = round(time.monotonic() - started)
     return result
+
+
+def recorded_evaluation(weights: Path) -> dict[str, Any] | None:
+    """The eval.json beside ``weights`` when it is of these weights, on this held-out set."""
+    from synth import HELDOUT_IMAGES, RECIPE_VERSION
+
+    path = weights.with_name("eval.json")
+    if not path.is_file():
+        return None
+    recorded = json.loads(path.read_text())
+    if not isinstance(recorded, dict) or recorded.get("sha256") != sha256(weights):
+        return None
+    if recorded.get("heldout_set") != {"recipe": RECIPE_VERSION, "images": HELDOUT_IMAGES}:
+        return None
+    return recorded
 
 
 CARD = """# Demo model: shapes-seg
@@ -284,9 +309,9 @@ flat on photographs and textures; use your own `best.pt` for real work (see the 
 {onnx_row}| architecture | YOLOv8n-seg (`yolov8n-seg.yaml`), {nc} classes |
 | classes | {classes} |
 | default image size | {imgsz}: the training size, recorded in the checkpoint; a job without `params.imgsz` runs at it |
-| default threshold | conf {conf}, iou {iou} (the jobs' defaults): every figure below at conf is at these |
+| default threshold | conf {conf}, iou {iou}, at most {max_det} detections (the jobs' defaults): every figure below "at conf" is at these |
 | trained | {epochs} epochs in {runs} run(s), {hours:.2f} h on {cpus} CPU cores (the last run: {last_run}) |
-| data | `training/synth.py` `make_mixed_image`: {train_images} training images (see "Data") |
+| data | {data} |
 
 ## Held-out evaluation
 
@@ -348,8 +373,9 @@ positives on photos; the mAP figures (all thresholds) show what is there to gain
 
 ## Data
 
-`training/synth.py` `make_mixed_image`: {train_images} training images (seed 11) and 100
-validation images (seed 12), 256 to 640 px, each a pure function of (seed, index). 45% of
+What `make train` trains on: `training/synth.py` `make_mixed_image`, {recipe_train} training
+images (seed 11) and {recipe_val} validation images (seed 12), 256 to 640 px, each a pure
+function of (seed, index). 45% of
 the backgrounds are photos, the rest generated textures (training families: {train_families};
 held-out only: {heldout_families}); a quarter get distractor lines. 30% of the images have no
 shape (hard negatives); the others 1 to 7 shapes with sizes log-uniform from ~10 px across to
@@ -384,6 +410,14 @@ and renders this card from it. Evaluated in {seconds} s.
 """
 
 
+# The card's "data" row, by the "data" of the last run in training_log.json.
+DATA_OF_RUN = {
+    "synth.make_image": "`training/synth.py` `make_image` (the simple generator: shapes on gradients), "
+    "{images} images",
+    "synth.make_mixed_image": '`training/synth.py` `make_mixed_image`, {images} images (see "Data")',
+}
+
+
 def onnx_row(weights: Path) -> str:
     """The card's row of the ONNX export the function runs (written by training/export.py)."""
     from export import card_row
@@ -394,7 +428,7 @@ def onnx_row(weights: Path) -> str:
 
 def render_card(weights: Path, evaluation: dict[str, Any], log: dict[str, Any], names: dict[int, str]) -> str:
     """The model card: every figure comes from ``evaluation`` (eval.json) or ``log``."""
-    from synth import HELDOUT_FAMILIES, HELDOUT_PHOTOS, TRAIN_FAMILIES, TRAIN_PHOTOS
+    from synth import HELDOUT_FAMILIES, HELDOUT_PHOTOS, TRAIN_FAMILIES, TRAIN_IMAGES, TRAIN_PHOTOS, VAL_IMAGES
 
     heldout, negative, sample = evaluation["heldout"], evaluation["negatives"], evaluation["samples"]
     runs = log["runs"]
@@ -415,12 +449,17 @@ def render_card(weights: Path, evaluation: dict[str, Any], log: dict[str, Any], 
         imgsz=evaluation["imgsz"],
         conf=evaluation["conf"],
         iou=evaluation["iou"],
+        max_det=evaluation["max_detections"],
         epochs=log["total_epochs"],
         runs=len(runs),
         hours=log["total_seconds"] / 3600,
         cpus=last["cpu_count"],
         last_run=f"{last['epochs']} epochs from {last['from']}, batch {last['batch']}",
-        train_images=last.get("train_images"),
+        data=DATA_OF_RUN.get(last.get("data", "synth.make_image"), last.get("data")).format(
+            images=last.get("train_images")
+        ),
+        recipe_train=TRAIN_IMAGES,
+        recipe_val=VAL_IMAGES,
         heldout_images=heldout["images"],
         objects=heldout["objects"],
         box_map50=heldout["box_map50"],
