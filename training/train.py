@@ -85,6 +85,21 @@ def strip_to(source: Path, target: Path) -> Path:
     return target
 
 
+def write_checkpoint(last: Path, checkpoint: Path, record: dict[str, Any]) -> Path:
+    """The run's last weights for the next session, and beside them the run's record with its
+    per-epoch validation figures (Ultralytics' results.csv)."""
+    import csv
+
+    strip_to(last, checkpoint)
+    results = last.parent.parent / "results.csv"
+    epochs = [
+        {key.strip(): float(value) for key, value in row.items()}
+        for row in (csv.DictReader(results.open()) if results.exists() else [])
+    ]
+    checkpoint.with_suffix(".json").write_text(json.dumps({"run": record, "epochs": epochs}, indent=2) + "\n")
+    return checkpoint
+
+
 def train(args: argparse.Namespace) -> tuple[Path, Path, dict[str, Any]]:
     """One Ultralytics run; returns its best.pt, its last.pt and the run's log record."""
     from synth import TRAIN_IMAGES, VAL_IMAGES, write_dataset
@@ -165,10 +180,11 @@ def append_log(weights: Path, record: dict[str, Any]) -> None:
 
 def compare_and_keep(candidate: Path, weights: Path, *, adopt: bool) -> Decision:
     """Evaluate both, replace ``weights`` by ``candidate`` when it wins (or ``adopt``)."""
-    from evaluate import evaluate_weights
+    from evaluate import evaluate_weights, recorded_evaluation
 
     new = evaluate_weights(candidate)
-    committed = evaluate_weights(weights) if weights.exists() else None
+    # The committed eval.json when it is of the committed weights on this held-out set.
+    committed = (recorded_evaluation(weights) or evaluate_weights(weights)) if weights.exists() else None
     decision = Decision(True, "--adopt") if adopt else decide(new, committed)
     for label, result in (("new", new), ("committed", committed)):
         if result:
@@ -179,7 +195,10 @@ def compare_and_keep(candidate: Path, weights: Path, *, adopt: bool) -> Decision
     if decision.adopt:
         weights.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(candidate, weights)
-        print(f"kept the NEW weights ({decision.reason}): wrote {weights}; run `make model` and `make eval`")
+        new["weights"] = weights.name
+        weights.with_name("eval.json").write_text(json.dumps(new, indent=2) + "\n")
+        print(f"kept the NEW weights ({decision.reason}): wrote {weights} and its eval.json")
+        print("next: `make model` (the ONNX export) and `python training/evaluate.py --card-only` (the card)")
     else:
         print(f"kept the COMMITTED weights ({decision.reason}); the new ones stay at {candidate}")
     return decision
@@ -213,7 +232,7 @@ def main() -> None:
         return
     best, last, record = train(args)
     print(f"trained {record['epochs']} epochs in {record['seconds'] / 60:.1f} min: {best}")
-    print(f"checkpoint for the next session: {strip_to(last, args.checkpoint)}")
+    print(f"checkpoint for the next session: {write_checkpoint(last, args.checkpoint, record)}")
     record_path = best.with_name("run.json")
     record_path.write_text(json.dumps(record, indent=2) + "\n")
     if args.no_compare:
