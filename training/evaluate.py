@@ -358,9 +358,12 @@ extra detections.
 
 ## The default threshold
 
-Jobs default to conf {conf}: the figures above are what a job without `params.conf` gets.
-Lower values find more of the small and low-contrast shapes at the cost of false
-positives on photos; the mAP figures (all thresholds) show what is there to gain.
+Jobs default to conf {conf}, and the figures above are what a job without `params.conf` gets:
+at it, photos without shapes give {negative_fp:.2f} detections each (at most {negative_max}) and
+the held-out set {heldout_fp:.2f} false positives per image. The model is not retuned to another
+default because the default belongs to the jobs, not to this model (your own model runs with
+it too). A lower `params.conf` finds more of the small and low-contrast shapes at the cost of
+false positives on photos; the mAP figures (over all thresholds) show what there is to gain.
 
 ## What it is not for
 
@@ -383,11 +386,15 @@ half the frame (15% of them one or two shapes filling most of it), mild occlusio
 15% covered), a few cut by the border, 15% low contrast; then blur, noise, grayscale (15%),
 low contrast (10%) and JPEG quality 40 to 95.
 
-Photos: scikit-image's `skimage.data` sample images (training: {train_photos}; held-out:
-{heldout_photos}). scikit-image is BSD-3-Clause licensed; its sample images are public
-domain or CC0 or used with their authors' permission, as listed in `skimage/data/README.txt`
-and the scikit-image license file. Left out everywhere: the ones that show round discs or
-drawn shapes (coins, clock, retina, cell, microaneurysms, phantom, chessboard, color, logo).
+Photos: the sample images that scikit-image ships in `skimage/data/` (read from the installed
+package, never downloaded; training: {train_photos}; held-out: {heldout_photos}). scikit-image
+is BSD-3-Clause licensed; each image's origin and terms are in the docstring of its
+`skimage.data` function: camera, chelsea, coffee, grass, gravel and brick are CC0;
+astronaut, hubble_deep_field, text and rocket public domain; ihc "no known copyright
+restrictions"; moon and page state nothing beyond the package's license; the motorcycle
+pair (held-out only) is from the Middlebury 2014 stereo benchmark. Left out everywhere:
+the images that show round discs or drawn shapes (coins, clock, retina, cell,
+microaneurysms, phantom, chessboard, color, logo).
 
 ## How it was trained
 
