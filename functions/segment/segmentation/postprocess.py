@@ -56,6 +56,34 @@ class Prediction:
             polygons=[],
         )
 
+    def scaled(self, sx: float, sy: float) -> Prediction:
+        """The same detections with x times `sx` and y times `sy` (into a larger frame's pixels)."""
+        factor = np.array([sx, sy], np.float32)
+        return Prediction(
+            boxes=self.boxes * np.tile(factor, 2),
+            confidences=self.confidences,
+            class_ids=self.class_ids,
+            polygons=[polygon * factor for polygon in self.polygons],
+        )
+
+    def take(self, index: np.ndarray) -> Prediction:
+        """The detections at `index` (integer positions), in that order."""
+        return Prediction(
+            boxes=self.boxes[index],
+            confidences=self.confidences[index],
+            class_ids=self.class_ids[index],
+            polygons=[self.polygons[i] for i in index],
+        )
+
+
+def cap(prediction: Prediction, limit: int) -> tuple[Prediction, int | None]:
+    """The `limit` most confident detections (ties in their order), and the count before
+    the cap if it dropped any (None if it dropped nothing): result.json's `truncated`."""
+    if len(prediction) <= limit:
+        return prediction, None
+    order = np.argsort(-prediction.confidences, kind="stable")[:limit]
+    return prediction.take(order), len(prediction)
+
 
 # detections ----------------------------------------------------------------------------
 
@@ -272,6 +300,12 @@ def to_detections(
     return detections
 
 
-def summarize(detections: list[Detection]) -> ResultSummary:
+def summarize(detections: list[Detection], count_before_cap: int | None = None) -> ResultSummary:
+    """Count and per-class counts; `count_before_cap` (from `cap`) marks a truncated result."""
     by_class = Counter(d.class_name for d in detections)
-    return ResultSummary(count=len(detections), by_class=dict(sorted(by_class.items())))
+    return ResultSummary(
+        count=len(detections),
+        by_class=dict(sorted(by_class.items())),
+        truncated=True if count_before_cap is not None else None,
+        count_before_cap=count_before_cap,
+    )

@@ -2,8 +2,11 @@
 
 Pure logic on numpy arrays, no model. A large frame is cut into overlapping tiles of
 `tile_size` pixels, each tile is inferred at the job's imgsz (so small objects keep their
-pixels instead of being shrunk with the whole image), and the tiles' detections are
-shifted back into frame pixels and merged by class-aware non-maximum suppression (the
+pixels instead of being shrunk with the whole image). As in SAHI (slicing-aided hyper
+inference), the whole frame is inferred too, shrunk to imgsz, so that objects larger than a
+tile are found whole. The tiles' detections are shifted back into frame pixels, partial
+views cut by a tile edge give way to a whole view of the same object (another tile's or
+the whole frame's), and the union is merged by class-aware non-maximum suppression (the
 same as within one frame: `postprocess.class_aware_nms`).
 """
 
@@ -115,20 +118,29 @@ def shift(prediction: Prediction, tile: Tile) -> Prediction:
 
 
 def merge_tiles(
-    tiles: Sequence[Tile], predictions: Sequence[Prediction], *, iou: float, max_detections: int
+    tiles: Sequence[Tile],
+    predictions: Sequence[Prediction],
+    *,
+    iou: float,
+    whole: Prediction | None = None,
+    max_detections: int | None = None,
 ) -> Prediction:
-    """One prediction in frame pixels from each tile's own (in tile pixels).
+    """One prediction in frame pixels from each tile's own (in tile pixels) and, if given,
+    the `whole` frame's (in frame pixels), most confident first.
 
     Boxes and polygons are shifted by the tile origin; a partial view cut by a tile edge is
-    dropped where a neighbouring tile saw the object whole (see `fragments`: plain IoU
-    misses these, a half box has an IoU of about 0.5 with the whole one); duplicates
-    across overlapping tiles are suppressed by class-aware NMS at `iou`, the more
-    confident kept; then the top `max_detections` by confidence.
+    dropped where a neighbouring tile or the whole frame saw the object whole (see
+    `fragments`: plain IoU misses these, a half box has an IoU of about 0.5 with the whole
+    one); duplicates across overlapping tiles and the whole frame are suppressed by
+    class-aware NMS at `iou`, the more confident kept; then the top `max_detections`
+    (all without it: `cap` applies the job's limit and says what it dropped).
     """
     if not tiles:
         return Prediction.empty()
     frame = (max(t.x + t.width for t in tiles), max(t.y + t.height for t in tiles))
     pairs = list(zip(tiles, predictions, strict=True))
+    if whole is not None:  # the whole frame is a tile with no edge inside the frame: never cut
+        pairs.append((Tile(0, 0, *frame), whole))
     cut = np.concatenate([cut_by_tile(p.boxes, tile, frame) for tile, p in pairs])
     tile_ids = np.concatenate([np.full(len(p), i) for i, (_, p) in enumerate(pairs)])
     shifted = [shift(p, tile) for tile, p in pairs]
@@ -137,14 +149,8 @@ def merge_tiles(
     class_ids = np.concatenate([p.class_ids for p in shifted])
     polygons = [polygon for p in shifted for polygon in p.polygons]
     candidates = np.flatnonzero(~fragments(boxes, tile_ids, cut))
+    limit = len(candidates) if max_detections is None else max_detections
     kept = candidates[
-        class_aware_nms(
-            boxes[candidates], confidences[candidates], class_ids[candidates], iou=iou, limit=max_detections
-        )
+        class_aware_nms(boxes[candidates], confidences[candidates], class_ids[candidates], iou=iou, limit=limit)
     ]
-    return Prediction(
-        boxes=boxes[kept],
-        confidences=confidences[kept],
-        class_ids=class_ids[kept],
-        polygons=[polygons[i] for i in kept],
-    )
+    return Prediction(boxes=boxes, confidences=confidences, class_ids=class_ids, polygons=polygons).take(kept)
