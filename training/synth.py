@@ -136,24 +136,28 @@ def make_scene(
 
 
 def make_mixed_scene(
-    seed: int, size: tuple[int, int], groups: list[tuple[int, tuple[float, float]]]
+    seed: int,
+    size: tuple[int, int],
+    groups: list[tuple[int, tuple[float, float]]],
+    classes: list[tuple[int, ...] | None] | None = None,
 ) -> tuple[np.ndarray, list[Instance]]:
     """A large (h, w) image with separate shapes, `count` of each (count, radius range) group,
     placed group by group (largest first is easiest): e.g. a few objects larger than a tile
-    among many small ones."""
+    among many small ones. `classes` may restrict a group to some class ids."""
     rng = np.random.default_rng([seed, *size, *(count for count, _ in groups)])
     h, w = size
     img = _background(rng, h, w)
     placed: list[tuple[float, float, float]] = []
     instances: list[Instance] = []
-    for count, radius in groups:
+    for group, (count, radius) in enumerate(groups):
+        allowed = (classes[group] if classes else None) or tuple(range(len(CLASS_NAMES)))
         target = len(instances) + count
         while len(instances) < target:
             r = float(rng.uniform(*radius))
             cx, cy = float(rng.uniform(r, w - r)), float(rng.uniform(r, h - r))
             if any(math.hypot(cx - x, cy - y) < r + other + 8 for x, y, other in placed):
                 continue  # shapes never touch: every instance is whole and visible
-            class_id = int(rng.integers(0, len(CLASS_NAMES)))
+            class_id = int(allowed[int(rng.integers(0, len(allowed)))])
             poly = _shape_polygon(rng, class_id, cx, cy, r)
             x0, y0 = int(cx - r) - 1, int(cy - r) - 1  # the shape's window: draw there, not on all of img
             window = img[max(0, y0) : int(cy + r) + 2, max(0, x0) : int(cx + r) + 2]

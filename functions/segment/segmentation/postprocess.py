@@ -18,6 +18,7 @@ small matrix products, so memory stays bounded by the largest box, not detection
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,21 @@ class Prediction:
             polygons=[polygon * factor for polygon in self.polygons],
         )
 
+    @classmethod
+    def concatenate(cls, parts: Sequence[Prediction]) -> Prediction:
+        if not parts:
+            return cls.empty()
+        return cls(
+            boxes=np.concatenate([p.boxes for p in parts]),
+            confidences=np.concatenate([p.confidences for p in parts]),
+            class_ids=np.concatenate([p.class_ids for p in parts]),
+            polygons=[polygon for p in parts for polygon in p.polygons],
+        )
+
+    def unmasked(self) -> np.ndarray:
+        """Which detections came without a mask (`to_prediction`'s `masks_for`)."""
+        return np.array([len(polygon) == 0 for polygon in self.polygons], bool)
+
     def take(self, index: np.ndarray) -> Prediction:
         """The detections at `index` (integer positions), in that order."""
         return Prediction(
@@ -77,12 +93,15 @@ class Prediction:
 
 
 def cap(prediction: Prediction, limit: int) -> tuple[Prediction, int | None]:
-    """The `limit` most confident detections (ties in their order), and the count before
-    the cap if it dropped any (None if it dropped nothing): result.json's `truncated`."""
-    if len(prediction) <= limit:
+    """The `limit` most confident detections (ties in their order) among those with a mask,
+    and the count before the cap if it dropped any (None if it dropped nothing):
+    result.json's `truncated` and `countBeforeCap`. Detections without a mask (beyond a
+    frame's `masks_for`) count, but are never shown."""
+    order = np.argsort(-prediction.confidences, kind="stable")
+    kept = order[~prediction.unmasked()[order]][:limit]
+    if len(kept) == len(prediction):
         return prediction, None
-    order = np.argsort(-prediction.confidences, kind="stable")[:limit]
-    return prediction.take(order), len(prediction)
+    return prediction.take(kept), (len(prediction) if len(prediction) > limit else None)
 
 
 # detections ----------------------------------------------------------------------------
@@ -223,15 +242,25 @@ def outline(mask: np.ndarray) -> np.ndarray:
 
 
 def to_prediction(
-    candidates: Candidates, protos: np.ndarray, letterbox: Letterbox, *, retina_masks: bool
+    candidates: Candidates,
+    protos: np.ndarray,
+    letterbox: Letterbox,
+    *,
+    retina_masks: bool,
+    masks_for: int | None = None,
 ) -> Prediction:
     """Masks, polygons and boxes of the candidates in frame pixels.
 
     Without `retina_masks` a mask lives on the model-input grid (as the model saw it) and
     its polygon is then mapped to the frame; with it, the mask is sampled on the frame's own
-    grid. Boxes are mapped to the frame and clipped to it."""
+    grid. Boxes are mapped to the frame and clipped to it.
+
+    With `masks_for`, masks are made in candidate order (most confident first) until
+    `masks_for` of them are not empty; the candidates after that come as boxes with an empty
+    polygon: they take part in merges and in the count before maxDetections at the cost of
+    NMS only (`Prediction.unmasked` finds them)."""
     nm, mh, mw = protos.shape
-    logits = (candidates.coefficients @ protos.reshape(nm, -1)).reshape(-1, mh, mw)
+    flat_protos = protos.reshape(nm, -1)
     frame_boxes = letterbox.boxes_to_frame(candidates.boxes)
     step = 1.0 / PROTO_STRIDE
     # Retina masks: frame pixel centre -> model input (* scale + padding) -> prototype.
@@ -240,15 +269,16 @@ def to_prediction(
     retina_offset = (letterbox.left * step, letterbox.top * step)
     keep, polygons = [], []
     for i in range(len(candidates.boxes)):
+        if masks_for is not None and len(polygons) >= masks_for:  # enough masks: a box is enough
+            keep.append(i)
+            polygons.append(np.zeros((0, 2), np.float32))
+            continue
+        logits = (candidates.coefficients[i] @ flat_protos).reshape(mh, mw)
         if retina_masks:
-            mask, origin = mask_in_box(
-                logits[i], frame_boxes[i], letterbox.frame_size, retina_step, retina_offset
-            )
+            mask, origin = mask_in_box(logits, frame_boxes[i], letterbox.frame_size, retina_step, retina_offset)
             polygon = letterbox.clip(outline(mask) + np.array(origin, np.float32))
         else:
-            mask, origin = mask_in_box(
-                logits[i], candidates.boxes[i], letterbox.input_size, (step, step), (0.0, 0.0)
-            )
+            mask, origin = mask_in_box(logits, candidates.boxes[i], letterbox.input_size, (step, step), (0.0, 0.0))
             polygon = letterbox.points_to_frame(outline(mask) + np.array(origin, np.float32))
         if mask.any():
             keep.append(i)

@@ -24,7 +24,7 @@ from segjob_core.keys import annotated_key, result_key
 from segjob_core.models import JobParams, JobProgress, ResultDocument, SegmentOutcome, SegmentRequest, Timings
 
 from .budget import TileCost, TimeBudget
-from .decode import decode_image
+from .decode import decode_image, working_size
 from .postprocess import Prediction, cap, summarize, to_detections
 from .render import annotate, encode_jpeg
 from .runtime import CHECKPOINT_SUFFIXES, Segmenter, checkpoint_unavailable
@@ -186,13 +186,13 @@ def segment_image(
     tiles = tile_grid(width, height, params.tile_size, params.tile_overlap) if params.tile_size else []
     tiled = len(tiles) > 1  # an image that fits one tile runs as without tiling
     if tiled:
-        job = TiledJob(request.job_id, segmenter, frame_params, clock, record, remaining_ms, tile_cost)
+        job = TiledJob(request.job_id, segmenter, params, clock, record, remaining_ms, tile_cost)
         prediction = job.segment(image.pixels, tiles)
     else:
         with clock.stage("inference"):
             outputs = segmenter.infer_many([image.pixels], frame_params)
         with clock.stage("postprocess"):
-            (prediction,) = segmenter.postprocess(outputs, frame_params)
+            (prediction,) = segmenter.postprocess(outputs, frame_params, masks_for=params.max_detections)
     with clock.stage("postprocess"):
         prediction, count_before_cap = cap(prediction, params.max_detections)
         detections = to_detections(
@@ -262,7 +262,8 @@ class TiledJob:
     ) -> None:
         self.job_id = job_id
         self.segmenter = segmenter
-        self.params = params
+        self.params = params.model_copy(update={"max_detections": FRAME_DETECTIONS})
+        self.masks_for = params.max_detections
         self.clock = clock
         self.record = record
         self.remaining_ms = remaining_ms
@@ -275,13 +276,14 @@ class TiledJob:
         with self.clock.stage("inference"):
             outputs = self.segmenter.infer_many(frames, self.params)
         with self.clock.stage("postprocess"):
-            return self.segmenter.postprocess(outputs, self.params)
+            return self.segmenter.postprocess(outputs, self.params, masks_for=self.masks_for)
 
     def whole(self, pixels: np.ndarray) -> Prediction:
-        """The whole frame shrunk to the model input (area resampling: no aliasing from a
-        frame many times larger), its detections in frame pixels."""
+        """The whole-image pass: the frame as an untiled job of it sees it (the working
+        size, `decode.working_size`, then the model's letterbox), so its detections are the
+        untiled job's; returned in frame pixels."""
         height, width = pixels.shape[:2]
-        small_size = self.segmenter.letterbox(pixels, self.params).resized
+        small_size = working_size(width, height, self.params.model_copy(update={"tile_size": None}))
         with self.clock.stage("inference"):
             small = cv2.resize(pixels, small_size, interpolation=cv2.INTER_AREA)
         (prediction,) = self._infer([small])

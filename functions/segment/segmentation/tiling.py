@@ -117,6 +117,14 @@ def shift(prediction: Prediction, tile: Tile) -> Prediction:
     )
 
 
+def inside_whole(parts: np.ndarray, wholes: np.ndarray) -> np.ndarray:
+    """(parts, wholes) bool: part box i lies for FRAGMENT_COVERAGE of its area inside whole box j."""
+    if len(parts) == 0 or len(wholes) == 0:
+        return np.zeros((len(parts), len(wholes)), bool)
+    covered = np.stack([_intersection(part, wholes) for part in parts])
+    return covered >= FRAGMENT_COVERAGE * np.maximum(_area(parts), 1e-6)[:, None]
+
+
 def merge_tiles(
     tiles: Sequence[Tile],
     predictions: Sequence[Prediction],
@@ -129,28 +137,39 @@ def merge_tiles(
     the `whole` frame's (in frame pixels), most confident first.
 
     Boxes and polygons are shifted by the tile origin; a partial view cut by a tile edge is
-    dropped where a neighbouring tile or the whole frame saw the object whole (see
-    `fragments`: plain IoU misses these, a half box has an IoU of about 0.5 with the whole
-    one); duplicates across overlapping tiles and the whole frame are suppressed by
-    class-aware NMS at `iou`, the more confident kept; then the top `max_detections`
-    (all without it: `cap` applies the job's limit and says what it dropped).
+    dropped where a neighbouring tile saw the object whole (see `fragments`: plain IoU
+    misses these, a half box has an IoU of about 0.5 with the whole one). The whole-image
+    pass adds what no tile could see whole: a detection of it is kept where it holds a
+    partial view that no tile saw whole (which then gives way to it); the rest of it is
+    dropped, as the tiles saw those places at a higher resolution (an object they saw whole,
+    or nothing: at a scale far from the training images' the whole pass also hallucinates).
+    Duplicates across overlapping tiles are suppressed by class-aware NMS at `iou`, the
+    more confident kept; then the top `max_detections` (all without it: `cap` applies the
+    job's limit and says what it dropped).
     """
     if not tiles:
         return Prediction.empty()
     frame = (max(t.x + t.width for t in tiles), max(t.y + t.height for t in tiles))
     pairs = list(zip(tiles, predictions, strict=True))
-    if whole is not None:  # the whole frame is a tile with no edge inside the frame: never cut
-        pairs.append((Tile(0, 0, *frame), whole))
     cut = np.concatenate([cut_by_tile(p.boxes, tile, frame) for tile, p in pairs])
     tile_ids = np.concatenate([np.full(len(p), i) for i, (_, p) in enumerate(pairs)])
-    shifted = [shift(p, tile) for tile, p in pairs]
-    boxes = np.concatenate([p.boxes for p in shifted])
-    confidences = np.concatenate([p.confidences for p in shifted])
-    class_ids = np.concatenate([p.class_ids for p in shifted])
-    polygons = [polygon for p in shifted for polygon in p.polygons]
-    candidates = np.flatnonzero(~fragments(boxes, tile_ids, cut))
+    union = Prediction.concatenate([shift(p, tile) for tile, p in pairs])
+    dropped = fragments(union.boxes, tile_ids, cut)
+    if whole is not None and len(whole):
+        orphans = np.flatnonzero(cut & ~dropped)  # partial views no tile saw whole
+        holds = inside_whole(union.boxes[orphans], whole.boxes)
+        sizes = whole.boxes[:, 2:] - whole.boxes[:, :2]
+        tile_side = np.array([max(t.width for t in tiles), max(t.height for t in tiles)])
+        larger_than_a_tile = (sizes > tile_side).any(axis=1)
+        keep_whole = holds.any(axis=0) | larger_than_a_tile
+        dropped[orphans[holds[:, keep_whole].any(axis=1)]] = True
+        union = Prediction.concatenate([union.take(np.flatnonzero(~dropped)), whole.take(np.flatnonzero(keep_whole))])
+        dropped = np.zeros(len(union), bool)
+    candidates = np.flatnonzero(~dropped)
     limit = len(candidates) if max_detections is None else max_detections
     kept = candidates[
-        class_aware_nms(boxes[candidates], confidences[candidates], class_ids[candidates], iou=iou, limit=limit)
+        class_aware_nms(
+            union.boxes[candidates], union.confidences[candidates], union.class_ids[candidates], iou=iou, limit=limit
+        )
     ]
-    return Prediction(boxes=boxes, confidences=confidences, class_ids=class_ids, polygons=polygons).take(kept)
+    return union.take(kept)

@@ -205,6 +205,24 @@ def test_a_small_object_seen_by_a_tile_and_the_whole_pass_is_kept_once() -> None
     assert merged.boxes.tolist() == [[10, 10, 30, 30]] and merged.confidences.tolist() == [pytest.approx(0.9)]
 
 
+def test_the_whole_pass_adds_nothing_where_the_tiles_saw_better() -> None:
+    # GIVEN whole-image detections that fit a tile and hold no partial view: the tiles saw
+    # those places at a higher resolution (and found nothing there)
+    whole = prediction(([10, 10, 60, 60], 0.9, 3), ([120, 20, 170, 80], 0.8, 1))
+
+    merged = merge_tiles(TWO_TILES, [prediction(), prediction()], iou=0.7, whole=whole)
+
+    assert len(merged) == 0
+
+
+def test_a_whole_pass_detection_larger_than_a_tile_is_kept_even_where_tiles_saw_nothing() -> None:
+    whole = prediction(([5, 5, 175, 95], 0.7, 2))  # 170 px wide: no 100 px tile sees it whole
+
+    merged = merge_tiles(TWO_TILES, [prediction(), prediction()], iou=0.7, whole=whole)
+
+    assert merged.boxes.tolist() == [[5, 5, 175, 95]]
+
+
 def test_without_a_limit_everything_merged_is_kept_most_confident_first() -> None:
     left = prediction(*[([10 * i, 0, 10 * i + 5, 5], c, 0) for i, c in enumerate([0.3, 0.9, 0.5])])
 
