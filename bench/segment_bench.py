@@ -240,7 +240,7 @@ def scene(width: int, height: int, fmt: str) -> Path:
 
 
 # The tiling bench: 3840x2560, 4 shapes wider than a 640 px tile, 40 small ones (the training
-# images' scale); tiles of 640 px at the model's 320 (54 tiles, with the default overlap).
+# images' scale); tiles of 640 px at the model's 320 (40 tiles, with the default overlap).
 # The large ones are circles and rectangles: shrunk 12x for the whole-image pass, the demo
 # model takes large triangles for stars (untiled as well), which is the model, not the merge.
 MIXED_SIZE = (2560, 3840)  # (h, w)

@@ -119,15 +119,19 @@ def test_a_job_that_cannot_finish_in_time_is_refused_at_once(client, tmp_path) -
 
 @pytest.fixture(scope="module")
 def slow_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """2048x2048 PNG of small shapes: 100 tiles of 256 px at imgsz 640 run for seconds."""
-    from synth import make_scene
+    """2048x2048 JPEG of small shapes: 100 tiles of 256 px (at the model's 320) run for seconds."""
+    yy, xx = np.mgrid[0:2048, 0:2048].astype(np.float32)
+    pixels = np.stack([80 + xx / 30, 100 + yy / 30, 160 - xx / 40], axis=-1).astype(np.uint8)
+    rng = np.random.default_rng(11)
+    for x, y in rng.integers(60, 1988, (30, 2)):
+        colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+        cv2.circle(pixels, (int(x), int(y)), int(rng.integers(25, 50)), colour, cv2.FILLED, cv2.LINE_AA)
+    path = tmp_path_factory.mktemp("slow") / "slow.jpg"
+    path.write_bytes(cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
+    return path
 
-    pixels, _ = make_scene(11, (2048, 2048), 30)
-    pixels = cv2.GaussianBlur(pixels, (0, 0), 2)  # smooth: a small PNG (uploads are 2 MiB at most here)
-    return write_png(tmp_path_factory.mktemp("slow") / "slow.png", pixels)
 
-
-SLOW_TILES = {"tileSize": 256, "imgsz": 640}
+SLOW_TILES = {"tileSize": 256}
 
 
 def test_progress_of_a_running_tiled_job_is_visible(client, slow_scene, tmp_path) -> None:

@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from segjob_core.errors import InvalidParams, TimeBudgetExceeded
 
 # Inference + postprocess of one frame per megapixel of model input (imgsz squared), in
-# batches, with one thread: 320 px tiles took ~27 ms each on one core of the development
-# machine (bench/segment_bench.py --tiles), i.e. ~260 ms per input megapixel. A little
-# optimistic on purpose: the up-front check refuses only what clearly cannot finish; the
-# check after each batch, with measured times, stops what turns out slower.
-DEFAULT_MS_PER_INPUT_MEGAPIXEL = 260.0
+# batches, with one thread: 400 is ~41 ms a tile at 320 px. Measured with the demo model on
+# one core of the development machine (bench/segment_bench.py's mixed scene, 40 tiles of
+# 640 px + the whole-image pass, `TileCost` after the job): 714-760 under a load average of
+# 4-5 on 2 cores, about half of that idle. Optimistic on purpose: the up-front check refuses
+# only what clearly cannot finish; the check after each batch, with measured times, stops
+# what turns out slower.
+DEFAULT_MS_PER_INPUT_MEGAPIXEL = 400.0
 # Kept back for what follows the tiles: the merge, the annotated image (drawn, encoded and
 # uploaded at full size) and result.json; a fixed part and a part per frame megapixel.
 FINISH_MS = 2_000.0
