@@ -260,7 +260,9 @@ def mixed_scene() -> tuple[Path, list[tuple[int, list[float]]], int]:
     path = CACHE / f"mixed-{MIXED_SIZE[1]}x{MIXED_SIZE[0]}.jpg"  # written each time: never stale
     CACHE.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), pixels, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    truth = [(i.class_id, [*i.polygon.min(axis=0).tolist(), *i.polygon.max(axis=0).tolist()]) for i in instances]
+    truth = [
+        (i.class_id, [*i.polygon.min(axis=0).tolist(), *i.polygon.max(axis=0).tolist()]) for i in instances
+    ]
     return path, truth, MIXED_GROUPS[0][0]
 
 
@@ -282,9 +284,12 @@ def tiles(runs: int, threads: int) -> dict[str, Any]:
     found: dict[str, tuple[int, int, int]] = {}
     for name, contender in contenders.items():  # the first run: not timed, its detections counted
         contender.run(data)
-        document = ResultDocument.model_validate_json(contender.store.objects[("bench", "results/job_bench/result.json")])
+        document = ResultDocument.model_validate_json(
+            contender.store.objects[("bench", "results/job_bench/result.json")]
+        )
         hits = [
-            any(d.class_id == cls and box_iou(d.bbox, box) > 0.6 for d in document.detections) for cls, box in truth
+            any(d.class_id == cls and box_iou(d.bbox, box) > 0.6 for d in document.detections)
+            for cls, box in truth
         ]
         found[name] = (sum(hits[:large]), sum(hits[large:]), document.summary.count)
     totals: dict[str, list[float]] = {name: [] for name in cases}
@@ -295,12 +300,16 @@ def tiles(runs: int, threads: int) -> dict[str, Any]:
         f"\ntiling: {path.name} ({len(data) / 1024:.0f} KiB), {large} shapes larger than a {MIXED_TILE} px tile, "
         f"{len(truth) - large} small; {threads} threads, {runs} runs interleaved"
     )
-    print(f"  {'job':<10}{'median ms':>11}{'p90 ms':>9}{'large found':>13}{'small found':>13}{'detections':>12}")
+    print(
+        f"  {'job':<10}{'median ms':>11}{'p90 ms':>9}{'large found':>13}{'small found':>13}{'detections':>12}"
+    )
     results: dict[str, Any] = {}
     for name in cases:
         big, small, count = found[name]
         median, p90 = statistics.median(totals[name]), percentile(totals[name], 0.9)
-        print(f"  {name:<10}{median:>11.0f}{p90:>9.0f}{f'{big}/{large}':>13}{f'{small}/{len(truth) - large}':>13}{count:>12}")
+        print(
+            f"  {name:<10}{median:>11.0f}{p90:>9.0f}{f'{big}/{large}':>13}{f'{small}/{len(truth) - large}':>13}{count:>12}"
+        )
         results[name] = {
             "medianMs": round(median, 1),
             "p90Ms": round(p90, 1),

@@ -33,7 +33,9 @@ def iou(a: list[float], b: list[float]) -> float:
 
 
 def truth_boxes(instances) -> list[tuple[int, list[float]]]:
-    return [(i.class_id, [*i.polygon.min(axis=0).tolist(), *i.polygon.max(axis=0).tolist()]) for i in instances]
+    return [
+        (i.class_id, [*i.polygon.min(axis=0).tolist(), *i.polygon.max(axis=0).tolist()]) for i in instances
+    ]
 
 
 def found(detections: list[Detection], truth: list[tuple[int, list[float]]]) -> int:
@@ -208,7 +210,9 @@ def smooth_scene() -> np.ndarray:
         if kind == "circle":
             cv2.circle(image, (cx, cy), r, colour, cv2.FILLED, cv2.LINE_AA)
         else:
-            cv2.rectangle(image, (cx - r, cy - r * 2 // 3), (cx + r, cy + r * 2 // 3), colour, cv2.FILLED, cv2.LINE_AA)
+            cv2.rectangle(
+                image, (cx - r, cy - r * 2 // 3), (cx + r, cy + r * 2 // 3), colour, cv2.FILLED, cv2.LINE_AA
+            )
     return image
 
 
@@ -233,7 +237,10 @@ def test_the_same_pixels_give_the_same_answer_in_every_format(client, params, tm
 
     # WHEN each is segmented with the same params
     submitted = {name: client.submit(path, params=params).job_id for name, path in paths.items()}
-    results = {name: result_of(client, client.wait(job_id, timeout=180), tmp_path) for name, job_id in submitted.items()}
+    results = {
+        name: result_of(client, client.wait(job_id, timeout=180), tmp_path)
+        for name, job_id in submitted.items()
+    }
 
     # THEN every format gives the same detections (class, box) and the same annotated size
     reference, reference_size = results["png"]
@@ -244,7 +251,8 @@ def test_the_same_pixels_give_the_same_answer_in_every_format(client, params, tm
         assert document.summary.by_class == reference.summary.by_class, name
         for detection in document.detections:
             assert any(
-                d.class_id == detection.class_id and iou(d.bbox, detection.bbox) > 0.9 for d in reference.detections
+                d.class_id == detection.class_id and iou(d.bbox, detection.bbox) > 0.9
+                for d in reference.detections
             ), (name, detection.class_name, detection.bbox)
     expected_size = (2400, 1600) if params else (1280, 853)
     assert reference_size == expected_size

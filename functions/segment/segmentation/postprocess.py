@@ -267,7 +267,8 @@ def to_prediction(
     scale_x, scale_y = letterbox.scale
     retina_step = (scale_x * step, scale_y * step)
     retina_offset = (letterbox.left * step, letterbox.top * step)
-    keep, polygons = [], []
+    keep: list[int] = []
+    polygons: list[np.ndarray] = []
     for i in range(len(candidates.boxes)):
         if masks_for is not None and len(polygons) >= masks_for:  # enough masks: a box is enough
             keep.append(i)
@@ -275,10 +276,14 @@ def to_prediction(
             continue
         logits = (candidates.coefficients[i] @ flat_protos).reshape(mh, mw)
         if retina_masks:
-            mask, origin = mask_in_box(logits, frame_boxes[i], letterbox.frame_size, retina_step, retina_offset)
+            mask, origin = mask_in_box(
+                logits, frame_boxes[i], letterbox.frame_size, retina_step, retina_offset
+            )
             polygon = letterbox.clip(outline(mask) + np.array(origin, np.float32))
         else:
-            mask, origin = mask_in_box(logits, candidates.boxes[i], letterbox.input_size, (step, step), (0.0, 0.0))
+            mask, origin = mask_in_box(
+                logits, candidates.boxes[i], letterbox.input_size, (step, step), (0.0, 0.0)
+            )
             polygon = letterbox.points_to_frame(outline(mask) + np.array(origin, np.float32))
         if mask.any():
             keep.append(i)

@@ -186,7 +186,15 @@ def segment_image(
     tiles = tile_grid(width, height, params.tile_size, params.tile_overlap) if params.tile_size else []
     tiled = len(tiles) > 1  # an image that fits one tile runs as without tiling
     if tiled:
-        job = TiledJob(request.job_id, segmenter, params, clock, record, remaining_ms, tile_cost)
+        job = TiledJob(
+            request.job_id,
+            segmenter=segmenter,
+            params=params,
+            clock=clock,
+            record=record,
+            remaining_ms=remaining_ms,
+            tile_cost=tile_cost,
+        )
         prediction = job.segment(image.pixels, tiles)
     else:
         with clock.stage("inference"):
@@ -240,7 +248,9 @@ def segment_image(
     )
 
 
-def ensure_running(record: JobRecord | None, job_id: str, when: str, progress: JobProgress | None = None) -> None:
+def ensure_running(
+    record: JobRecord | None, job_id: str, when: str, progress: JobProgress | None = None
+) -> None:
     """JobCanceled if the job is no longer RUNNING (its owner canceled it); writes `progress`."""
     if record is not None and not record.still_running(job_id, progress):
         raise JobCanceled(f"the job was canceled; the segment function stopped {when} and wrote no results")
@@ -253,6 +263,7 @@ class TiledJob:
     def __init__(
         self,
         job_id: str,
+        *,
         segmenter: Segmenter,
         params: JobParams,
         clock: StageClock,
@@ -294,7 +305,9 @@ class TiledJob:
         total = len(tiles)
         budget = TimeBudget(frames=total + 1, imgsz=imgsz, frame_pixels=pixels.shape[0] * pixels.shape[1])
         budget.check_start(self._remaining(), self.tile_cost.ms_per_input_megapixel)
-        ensure_running(self.record, self.job_id, "before its first tile", JobProgress(tiles_done=0, tiles_total=total))
+        ensure_running(
+            self.record, self.job_id, "before its first tile", JobProgress(tiles_done=0, tiles_total=total)
+        )
         started = time.perf_counter()
         whole = self.whole(pixels)
         predictions: list[Prediction] = []

@@ -163,13 +163,19 @@ def merge_tiles(
         larger_than_a_tile = (sizes > tile_side).any(axis=1)
         keep_whole = holds.any(axis=0) | larger_than_a_tile
         dropped[orphans[holds[:, keep_whole].any(axis=1)]] = True
-        union = Prediction.concatenate([union.take(np.flatnonzero(~dropped)), whole.take(np.flatnonzero(keep_whole))])
+        union = Prediction.concatenate(
+            [union.take(np.flatnonzero(~dropped)), whole.take(np.flatnonzero(keep_whole))]
+        )
         dropped = np.zeros(len(union), bool)
     candidates = np.flatnonzero(~dropped)
     limit = len(candidates) if max_detections is None else max_detections
     kept = candidates[
         class_aware_nms(
-            union.boxes[candidates], union.confidences[candidates], union.class_ids[candidates], iou=iou, limit=limit
+            union.boxes[candidates],
+            union.confidences[candidates],
+            union.class_ids[candidates],
+            iou=iou,
+            limit=limit,
         )
     ]
     return union.take(kept)

@@ -152,7 +152,8 @@ class ResultSummary(Contract):
     count: int
     by_class: dict[str, int]
     truncated: bool | None = Field(
-        None, description="true: maxDetections dropped the least confident detections (absent: nothing dropped)"
+        None,
+        description="true: maxDetections dropped the least confident detections (absent: nothing dropped)",
     )
     count_before_cap: int | None = Field(
         None, description="detections found before maxDetections kept the most confident (truncated only)"

@@ -163,7 +163,9 @@ def test_transparent_pixels_become_white() -> None:
         ((5000, 3), JobParams(imgsz=320), (1280, 1)),  # never below one pixel
     ],
 )
-def test_working_size_is_one_rule(size: tuple[int, int], params: JobParams, expected: tuple[int, int]) -> None:
+def test_working_size_is_one_rule(
+    size: tuple[int, int], params: JobParams, expected: tuple[int, int]
+) -> None:
     assert working_size(*size, params) == expected
 
 
@@ -206,7 +208,9 @@ def test_every_format_ends_at_the_same_working_frame(fmt: str) -> None:
     # GIVEN the same smooth pixels (a gradient: JPEG at quality 100 keeps it) in each container
     yy, xx = np.mgrid[0:3000, 0:4000]
     rgb = np.stack([xx * 255 // 4000, yy * 255 // 3000, (xx + yy) * 255 // 7000], axis=-1).astype(np.uint8)
-    reference = decode_image(encoded(Image.fromarray(rgb), "PNG"), max_pixels=LIMIT, params=JobParams(imgsz=320))
+    reference = decode_image(
+        encoded(Image.fromarray(rgb), "PNG"), max_pixels=LIMIT, params=JobParams(imgsz=320)
+    )
     save_args = {"quality": 100} if fmt == "JPEG" else {"lossless": True} if fmt == "WEBP" else {}
 
     # WHEN decoded for the same job
