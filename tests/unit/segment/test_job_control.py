@@ -153,7 +153,7 @@ def test_a_tiled_job_that_cannot_finish_is_refused_before_its_first_tile(
 ) -> None:
     record = FakeRecord()
 
-    with pytest.raises(InvalidParams, match="25 tiles .* estimated to take"):
+    with pytest.raises(InvalidParams, match=r"25 tiles .* estimated to take"):
         run(demo_segmenter, image, TILED, record=record, remaining_ms=lambda: 1_000, tile_cost=TileCost())
 
     assert record.checks == []  # not a single tile, no progress written
