@@ -166,7 +166,7 @@ def segment_image(
     """Run one job: download, decode, infer, postprocess, annotate, encode, upload.
 
     With `params.tile_size` and an image whose longer side exceeds it, the full-resolution
-    frame is inferred tile by tile, and as a whole (see `segment_tiles`); `inference`
+    frame is inferred tile by tile, and as a whole (see `TiledJob`); `inference`
     covers all of it. maxDetections keeps the most confident after the merge; result.json
     says when it dropped some. Before writing anything the job's `record` is checked: a
     canceled job writes no results (JobCanceled). Timings in result.json and in the outcome
@@ -175,7 +175,6 @@ def segment_image(
     """
     params = request.params.for_model(segmenter.info.imgsz)  # result.json shows the size used
     segmenter.check_params(params)  # before any download: a bad class id fails fast
-    frame_params = params.model_copy(update={"max_detections": FRAME_DETECTIONS})
     clock = StageClock()
     with clock.stage("download"):
         data = store.get_bytes(request.bucket, request.key, request.version_id)
@@ -197,6 +196,7 @@ def segment_image(
         )
         prediction = job.segment(image.pixels, tiles)
     else:
+        frame_params = params.model_copy(update={"max_detections": FRAME_DETECTIONS})
         with clock.stage("inference"):
             outputs = segmenter.infer_many([image.pixels], frame_params)
         with clock.stage("postprocess"):
