@@ -206,8 +206,8 @@ def test_small_jpeg_is_never_reduced(bus_jpeg: bytes) -> None:
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "TIFF", "WEBP", "BMP"])
 def test_every_format_ends_at_the_same_working_frame(fmt: str) -> None:
     # GIVEN the same smooth pixels (a gradient: JPEG at quality 100 keeps it) in each container
-    yy, xx = np.mgrid[0:3000, 0:4000]
-    rgb = np.stack([xx * 255 // 4000, yy * 255 // 3000, (xx + yy) * 255 // 7000], axis=-1).astype(np.uint8)
+    yy, xx = np.mgrid[0:1500, 0:2000]
+    rgb = np.stack([xx * 255 // 2000, yy * 255 // 1500, (xx + yy) * 255 // 3500], axis=-1).astype(np.uint8)
     reference = decode_image(
         encoded(Image.fromarray(rgb), "PNG"), max_pixels=LIMIT, params=JobParams(imgsz=320)
     )
