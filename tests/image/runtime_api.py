@@ -2,8 +2,9 @@
 
 Run inside the network namespace that the function's container will share (see
 test_image.py), so the container reaches these two endpoints on 127.0.0.1 and nothing
-else. It starts moto's S3 server, uploads the image with a presigned POST (as a client
-does), serves one invocation to the runtime interface client in the container (AWS's
+else. It starts moto's server (S3, and the jobs table the function checks for cancel and
+writes progress to, made from template.yaml with the job RUNNING as the flow's StartJob
+leaves it), uploads the image with a presigned POST (as a client does), serves one invocation to the runtime interface client in the container (AWS's
 Runtime API: GET next, POST response or error), then reads result.json and annotated.jpg
 back from S3 and writes a report. Standard output: one JSON line when ready, one when the report is written; it then
 waits for its standard input to close.
@@ -28,6 +29,10 @@ import requests
 from moto.server import ThreadedMotoServer
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from local.template import Stack, load_template  # noqa: E402 - the repository's root, above
+
 S3_PORT = 5000  # a private network namespace: fixed ports are free
 API_PORT = 9001
 BUCKET = "segjob-image-test"
@@ -115,6 +120,28 @@ def runtime_api(invocation: Invocation) -> ThreadingHTTPServer:
     return server
 
 
+def create_running_job(endpoint: str, job_id: str) -> None:
+    """The function's jobs table (its name from the function's environment, its key from the
+    template) holding the job as StartJob leaves it: RUNNING."""
+    table = Stack(ROOT / "template.yaml").function("SegmentFunction").environment["JOBS_TABLE"]
+    properties = load_template(ROOT / "template.yaml")["Resources"]["JobsTable"]["Properties"]
+    keys = {key["AttributeName"] for key in properties["KeySchema"]}
+    dynamodb = boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    dynamodb.create_table(
+        TableName=table,
+        KeySchema=properties["KeySchema"],
+        AttributeDefinitions=[a for a in properties["AttributeDefinitions"] if a["AttributeName"] in keys],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.put_item(TableName=table, Item={"jobId": {"S": job_id}, "status": {"S": "RUNNING"}})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -137,6 +164,7 @@ def main() -> None:
     )
     s3.create_bucket(Bucket=BUCKET)
     job_id = f"job_{uuid.uuid4().hex}"
+    create_running_job(endpoint, job_id)
     key = f"uploads/{job_id}/input"
     form = s3.generate_presigned_post(BUCKET, key, Conditions=[["content-length-range", 1, 50 * 2**20]])
     upload = requests.post(
