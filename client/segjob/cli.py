@@ -43,6 +43,7 @@ from segjob.client import (
     image_content_type,
     save_result_files,
 )
+from segjob_core.batches import BatchWebhookEvent
 from segjob_core.models import (
     MAX_OVERLAP_SECONDS,
     CreateJobRequest,
@@ -435,7 +436,7 @@ def cmd_webhook_listen(args: argparse.Namespace) -> int:
     sink = contextlib.ExitStack()
     appended = sink.enter_context(Path(args.append).open("a", encoding="utf-8")) if args.append else None  # noqa: SIM115 - closed by the ExitStack
 
-    def on_event(event: WebhookEvent, headers: dict[str, str]) -> None:
+    def on_event(event: WebhookEvent | BatchWebhookEvent, headers: dict[str, str]) -> None:
         line = json.dumps({"webhookId": headers.get("webhook-id"), **event.to_json_dict()})
         if appended:
             appended.write(line + "\n")

@@ -23,6 +23,7 @@ from segjob_core.keys import annotated_key, result_key
 from segjob_core.models import ResultDocument, SegmentOutcome, SegmentRequest, Timings
 
 from .decode import decode_image, decoded_side_for
+from .outputs import render_outputs
 from .postprocess import Prediction, summarize, to_detections
 from .render import annotate, encode_jpeg
 from .runtime import CHECKPOINT_SUFFIXES, Segmenter, checkpoint_unavailable
@@ -188,6 +189,20 @@ def segment_image(
             jpeg = encode_jpeg(canvas)
         with clock.stage("upload"):
             store.put_bytes(request.bucket, annotated, jpeg, "image/jpeg")
+    output_keys = None
+    if params.outputs:  # coco.json, masks.png: timed as encode and upload
+        with clock.stage("encode"):
+            extra = render_outputs(
+                params.outputs,
+                request.job_id,
+                image=image.info,
+                detections=detections,
+                classes=segmenter.names,
+            )
+        with clock.stage("upload"):
+            for file in extra:
+                store.put_bytes(request.bucket, file.key, file.body, file.content_type)
+        output_keys = {file.kind: file.key for file in extra}
 
     timings = clock.timings()
     document = ResultDocument(
@@ -211,4 +226,5 @@ def segment_image(
         image=image.info,
         model=segmenter.info,
         tiles=document.tiles,
+        output_keys=output_keys,
     )
