@@ -66,8 +66,8 @@ POOL_SIZE = 32
 
 
 def batch_finished(batch: Batch) -> bool:
-    """COMPLETED, or CANCELED and nothing of it runs any more (never started, or its run ended)."""
-    if batch.status is BatchStatus.COMPLETED:
+    """COMPLETED or FAILED, or CANCELED and nothing of it runs any more (never started, or its run ended)."""
+    if batch.status in (BatchStatus.COMPLETED, BatchStatus.FAILED):
         return True
     return batch.status is BatchStatus.CANCELED and (
         batch.started_at is None or batch.finished_at is not None

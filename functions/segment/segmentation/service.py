@@ -148,6 +148,7 @@ def segment_image(
     (which carries them).
     """
     params = request.params.for_model(segmenter.info.imgsz)  # result.json shows the size used
+    results_bucket = request.result_bucket or request.bucket
     segmenter.check_params(params)  # before any download: a bad class id fails fast
     clock = StageClock()
     with clock.stage("download"):
@@ -188,7 +189,7 @@ def segment_image(
         with clock.stage("encode"):
             jpeg = encode_jpeg(canvas)
         with clock.stage("upload"):
-            store.put_bytes(request.bucket, annotated, jpeg, "image/jpeg")
+            store.put_bytes(results_bucket, annotated, jpeg, "image/jpeg")
     output_keys = None
     if params.outputs:  # coco.json, masks.png: timed as encode and upload
         with clock.stage("encode"):
@@ -201,7 +202,7 @@ def segment_image(
             )
         with clock.stage("upload"):
             for file in extra:
-                store.put_bytes(request.bucket, file.key, file.body, file.content_type)
+                store.put_bytes(results_bucket, file.key, file.body, file.content_type)
         output_keys = {file.kind: file.key for file in extra}
 
     timings = clock.timings()
@@ -217,7 +218,7 @@ def segment_image(
         created_at=iso(utc_now()),
     )
     body = json.dumps(document.to_json_dict(), separators=(",", ":")).encode()
-    store.put_bytes(request.bucket, result_key(request.job_id), body, "application/json")
+    store.put_bytes(results_bucket, result_key(request.job_id), body, "application/json")
     return SegmentOutcome(
         result_key=result_key(request.job_id),
         annotated_key=annotated,

@@ -42,6 +42,7 @@ class BatchStatus(StrEnum):
     RUNNING = "RUNNING"
     COMPLETED = "COMPLETED"  # every item is terminal; the manifest and the COCO file are written
     CANCELED = "CANCELED"
+    FAILED = "FAILED"  # the results could not be aggregated (the items' jobs keep theirs)
 
 
 def new_batch_id() -> str:

@@ -110,8 +110,8 @@ class JobParams(ClientInput):
     tile_overlap: float = Field(
         0.2, ge=0.0, le=0.5, description="fraction of tileSize that neighbouring tiles share"
     )
-    outputs: list[OutputKind] = Field(
-        default_factory=list,
+    outputs: list[OutputKind] | None = Field(
+        None,
         max_length=len(OUTPUT_KINDS),
         description="extra result files besides result.json and annotated.jpg: coco (results/{jobId}/coco.json, "
         "COCO instance segmentation) and masks (results/{jobId}/masks.png, a 16-bit instance-label map at "
@@ -326,6 +326,9 @@ class SegmentRequest(Contract):
     key: str
     version_id: str | None = Field(
         None, description="the S3 version the upload event named; re-uploads change nothing"
+    )
+    result_bucket: str | None = Field(
+        None, description="where results go (a batch over another bucket); default: the input's bucket"
     )
     params: JobParams = Field(default_factory=lambda: JobParams())  # noqa: PLW0108 - mypy needs the call
 
