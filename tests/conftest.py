@@ -15,7 +15,6 @@ from local.runtime import LocalRuntime
 from segjob import Client
 from segjob.webhooks import WebhookReceiver
 
-
 BATCH_SOURCE_BUCKET = "segjob-test-batch-sources"
 
 

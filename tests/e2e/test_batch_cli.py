@@ -12,8 +12,7 @@ import pytest
 from segjob import Client
 from segjob.batch_cli import state_file
 from segjob.batches import submit_batch
-from segjob_core.batches import Batch, BatchStatus, ManifestLine
-from segjob_core.keys import upload_key
+from segjob_core.batches import Batch, BatchStatus, ManifestLine, item_upload_key
 from segjob_core.models import JobStatus
 from tests.e2e.test_cli import EXIT_JOB_FAILED, EXIT_OK, EXIT_USAGE, SAMPLES, clean_env, segjob
 
@@ -105,7 +104,7 @@ def test_an_interrupted_submission_resumes_with_only_the_missing_uploads(runtime
     assert batch.batch_id == batch_id and batch.counts == {JobStatus.SUCCEEDED: 6}
     s3 = runtime.boto3_client("s3")
     for line in client.batch_result_files(batch)["manifest.jsonl"].decode().splitlines():
-        key = upload_key(ManifestLine.model_validate_json(line).job_id)
+        key = item_upload_key(ManifestLine.model_validate_json(line).job_id)
         versions = s3.list_object_versions(Bucket=runtime.bucket, Prefix=key).get("Versions", [])
         assert len(versions) == 1, key
     # AND a third run sends nothing and returns the started batch

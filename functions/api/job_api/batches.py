@@ -30,7 +30,6 @@ from segjob_core.batches import (
     item_to_batch,
 )
 from segjob_core.jobs import iso, utc_now
-from segjob_core.keys import upload_key
 from segjob_core.netguard import check_webhook_url
 
 # A manifest of keys is read up to this size: 1,000 keys of up to 1,024 bytes each.
@@ -112,7 +111,9 @@ class BatchService:
             BatchItemUpload(
                 job_id=job["jobId"],
                 filename=job["filename"],
-                upload=presign_upload(self._objects, settings, job, file.content_length),
+                upload=presign_upload(
+                    self._objects, settings, job, file.content_length, layout.item_upload_key(job["jobId"])
+                ),
             )
             for job, file in zip(jobs, request.files or [], strict=True)
         ]
@@ -153,7 +154,7 @@ class BatchService:
             {
                 "jobId": job["jobId"],
                 "bucket": job.get("sourceBucket", self._settings.jobs_bucket),
-                "key": job["filename"] if job.get("sourceBucket") else upload_key(job["jobId"]),
+                "key": job["filename"] if job.get("sourceBucket") else layout.item_upload_key(job["jobId"]),
             }
             for job in jobs
         ]
@@ -178,7 +179,7 @@ class BatchService:
         now = utc_now()
         uploads = []
         for job in self._store.items(batch_id):
-            if upload_key(job["jobId"]) in arrived:
+            if layout.item_upload_key(job["jobId"]) in arrived:
                 continue
             renewed = job | {"expiresAt": iso(now + timedelta(seconds=self._settings.upload_window_seconds))}
             length = int(job["maxBytes"]) if int(job["maxBytes"]) != self._settings.max_upload_bytes else None
@@ -186,7 +187,9 @@ class BatchService:
                 BatchItemUpload(
                     job_id=job["jobId"],
                     filename=job["filename"],
-                    upload=presign_upload(self._objects, self._settings, renewed, length),
+                    upload=presign_upload(
+                        self._objects, self._settings, renewed, length, layout.item_upload_key(job["jobId"])
+                    ),
                 )
             )
         return BatchUploads(uploads=uploads)

@@ -192,12 +192,17 @@ def expires_at(item: dict[str, Any]) -> datetime:
 
 
 def presign_upload(
-    objects: ObjectStore, settings: ApiSettings, item: dict[str, Any], content_length: int | None
+    objects: ObjectStore,
+    settings: ApiSettings,
+    item: dict[str, Any],
+    content_length: int | None,
+    key: str | None = None,
 ) -> UploadForm:
-    """The presigned POST of a job's input: the key, the content type and the size range are fixed."""
+    """The presigned POST of a job's input (at ``key``, default ``uploads/{jobId}/input``):
+    the key, the content type and the size range are fixed."""
     max_bytes = int(item["maxBytes"])
     form = objects.presign_upload(
-        keys.upload_key(item["jobId"]),
+        key or keys.upload_key(item["jobId"]),
         item["contentType"],
         content_length or 1,
         max_bytes,

@@ -54,8 +54,16 @@ def item_job_id(batch_id: str, index: int) -> str:
     return f"job_{batch_id.removeprefix('batch_')}_{index:05d}"
 
 
+# Uploads of a batch's files: outside uploads/, whose events start the single-job flow.
+BATCH_UPLOAD_PREFIX = "batch-uploads/"
+
+
+def item_upload_key(job_id: str) -> str:
+    return f"{BATCH_UPLOAD_PREFIX}{job_id}/input"
+
+
 def item_upload_prefix(batch_id: str) -> str:
-    return f"uploads/job_{batch_id.removeprefix('batch_')}_"
+    return f"{BATCH_UPLOAD_PREFIX}job_{batch_id.removeprefix('batch_')}_"
 
 
 def items_key(batch_id: str) -> str:
