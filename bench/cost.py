@@ -47,6 +47,11 @@ COMMON_PATH_BRANCHES = {
     "HasWebhook": "Notify",
 }
 
+# The batch flow's states on its common path (a batch with a webhook delivered at once).
+BATCH_COMMON_PATH = (
+    "BatchSettings", "RunItems", "FinalizeBatch", "HasWebhook", "Notify", "RecordWebhookDelivered", "Done",
+)  # fmt: skip
+
 ASSUMPTIONS: dict[str, Any] = {
     # milliseconds the segment function spends on S3 (GET the upload, PUT two results) on
     # Lambda, beyond the bench's in-memory store: not measurable without an AWS account
@@ -270,15 +275,13 @@ def line_items(
 def batch_lines(stack: Stack, prices: dict[str, Any], measured: dict[str, Any], memory_mb: int) -> list[Line]:
     """Orchestration per 1,000 images run as batches: an Express child execution per item
     (Distributed Map, ExecutionType EXPRESS), the parent's Standard transitions and the batch
-    function once per batch, and the upload event's execution that ends in Ignored (batches
-    of uploaded files; an S3-source batch has none)."""
+    function once per batch. A batch's files are uploaded outside uploads/: their S3 events
+    start no job flow."""
     a = ASSUMPTIONS
     seg_ms = segment_ms(measured, memory_mb)[0] + a["segment_s3_ms"]
     per_batch = 1000.0 / a["batch_items"]
     parent = json.loads(stack.state_machines()["BatchStateMachine"].definition)
-    transitions = (
-        len(parent["States"]) - 3
-    )  # the common path skips the two failure states and RecordWebhookFailed
+    transitions = len([name for name in BATCH_COMMON_PATH if name in parent["States"]])
     billing = prices["sfn_express_billing_ms"]
 
     def express(ms: float) -> float:
@@ -295,12 +298,6 @@ def batch_lines(stack: Stack, prices: dict[str, Any], measured: dict[str, Any], 
             "Step Functions",
             "Express child per item (Distributed Map)",
             1000 * express(seg_ms + a["batch_item_other_ms"]),
-            True,
-        ),
-        Line(
-            "Step Functions",
-            "upload event's execution (ends in Ignored)",
-            1000 * express(a["batch_item_other_ms"]),
             True,
         ),
         Line(
