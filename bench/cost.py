@@ -130,15 +130,23 @@ def segment_ms(measured: dict[str, Any], memory_mb: int) -> tuple[float, float, 
 
     A size without a measurement takes the nearest measured one: below it, time grows as
     the CPU share shrinks (Lambda gives CPU in proportion to memory); above it, no speed-up
-    is assumed (an upper bound: more vCPUs help inference, not decode or encode).
+    is assumed (an upper bound: more vCPUs help inference, not decode or encode). A size is
+    never slower than a smaller measured one: Lambda gives a larger size at least the CPU of
+    a smaller one, so such a measurement is contention on the bench machine (its second
+    core busy) and the smaller size's time is taken instead (not marked measured).
     """
     sizes = {int(size): figures for size, figures in measured["by_memory_mb"].items()}
     if memory_mb in sizes:
-        return sizes[memory_mb]["median_ms"], sizes[memory_mb]["init_ms"], True
-    nearest = min(sizes, key=lambda size: abs(size - memory_mb))
-    figures = sizes[nearest]
-    factor = max(1.0, nearest / memory_mb)
-    return figures["median_ms"] * factor, figures["init_ms"] * factor, False
+        figures, factor, was_measured = sizes[memory_mb], 1.0, True
+    else:
+        nearest = min(sizes, key=lambda size: abs(size - memory_mb))
+        figures, factor, was_measured = sizes[nearest], max(1.0, nearest / memory_mb), False
+    ms, init_ms = figures["median_ms"] * factor, figures["init_ms"] * factor
+    faster = [sizes[size] for size in sizes if size < memory_mb and sizes[size]["median_ms"] < ms]
+    if faster:
+        best = min(faster, key=lambda f: f["median_ms"])
+        return best["median_ms"], best["init_ms"], False
+    return ms, init_ms, was_measured
 
 
 def lambda_cost(prices: dict[str, Any], memory_mb: int, ms: float, invocations: float = 1.0) -> float:
@@ -394,7 +402,7 @@ def report(stack: Stack, prices: dict[str, Any], measured: dict[str, Any], image
     sm = sagemaker_line(prices, measured, images_per_day)
     out += [
         "",
-        "\\* estimated from the nearest measured size (see bench/cost.py `segment_ms`).",
+        "\\* estimated: from the nearest measured size, never slower than a smaller one (bench/cost.py `segment_ms`).",
         "",
         f"Idle: $0 per month (no instance, no provisioned capacity; S3 and DynamoDB storage of jobs within their "
         f"{stack.parameters['ResultRetentionDays']}-day retention only). SageMaker Asynchronous Inference on "
