@@ -13,13 +13,12 @@ import pytest
 import requests
 from pycocotools.coco import COCO
 
-from local.lambda_runtime import FunctionSpec
 from segjob.client import batch_finished
 from segjob_core import keys
 from segjob_core.batches import BatchFile, BatchStatus, ManifestLine
 from segjob_core.models import EventType, JobStatus, ResultDocument
 from tests.conftest import BATCH_SOURCE_BUCKET
-from tests.support.local_mode import wait_for
+from tests.support.local_mode import gated_segment, wait_for
 from training.synth import make_image
 
 pytestmark = pytest.mark.integration
@@ -246,16 +245,8 @@ def test_a_bucket_outside_batch_source_buckets_is_refused(runtime, client) -> No
 def test_cancel_of_a_running_batch(runtime, client, receiver, images, tmp_path) -> None:
     # GIVEN the segment function held before it reads its input, and a running batch of 30
     gate = tmp_path / "open"
-    config = runtime.stack.function("SegmentFunction")
-    gated = FunctionSpec.from_config(
-        config,
-        handler="gated_segment.lambda_handler",
-        python_path=(*config.python_path, ROOT / "tests" / "support"),
-    )
-    gated = gated.replace(environment={**gated.environment, "SEGMENT_GATE_FILE": str(gate)})
     body = next(iter(images.values()))
-    with runtime.lambdas.override(gated) as worker:
-        assert worker.wait_ready(180)
+    with gated_segment(runtime, gate):
         created = client.create_batch(
             files=[BatchFile(filename=f"{i}.jpg", content_length=len(body)) for i in range(30)],
             webhook_url=receiver.url,

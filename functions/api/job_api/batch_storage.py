@@ -11,7 +11,7 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from job_api.storage import _CLIENT_CONFIG, InvalidToken, _decode_token, _encode_token
-from segjob_core.batches import BatchStatus
+from segjob_core.batches import BatchStatus, query_batch_jobs
 from segjob_core.models import JobStatus
 
 _TOKEN_KEYS = frozenset({"batchId", "owner", "createdAt"})
@@ -88,20 +88,7 @@ class BatchStore:
 
     def items(self, batch_id: str, attributes: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
         """The batch's jobs in submission order (only ``attributes`` of each, if given)."""
-        query: dict[str, Any] = {
-            "IndexName": "ByBatch",
-            "KeyConditionExpression": Key("batchId").eq(batch_id),
-        }
-        if attributes:
-            query["ProjectionExpression"] = ", ".join(f"#{i}" for i in range(len(attributes)))
-            query["ExpressionAttributeNames"] = {f"#{i}": name for i, name in enumerate(attributes)}
-        items: list[dict[str, Any]] = []
-        while True:
-            page = self._jobs.query(**query)
-            items += page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return items
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return query_batch_jobs(self._jobs, batch_id, attributes)
 
     def cancel_item(self, job_id: str, now: str) -> None:
         """A job of a canceled batch: not started -> CANCELED (never runs); running ->

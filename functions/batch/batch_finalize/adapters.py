@@ -7,9 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
-from boto3.dynamodb.conditions import Key
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
+from segjob_core.batches import query_batch_jobs
 
 from .settings import BatchSettings
 
@@ -33,18 +34,7 @@ class BatchData:
         return from_dynamodb(response["Item"])
 
     def items(self, batch_id: str) -> list[dict[str, Any]]:
-        """The batch's job items in submission order (the ByBatch index)."""
-        query: dict[str, Any] = {
-            "IndexName": "ByBatch",
-            "KeyConditionExpression": Key("batchId").eq(batch_id),
-        }
-        items: list[dict[str, Any]] = []
-        while True:
-            page = self._jobs.query(**query)
-            items += page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return items
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return query_batch_jobs(self._jobs, batch_id)
 
     def read_all(self, keys: Iterable[str]) -> list[bytes]:
         """Objects of the jobs bucket, read in parallel, in the order of ``keys``."""

@@ -215,6 +215,27 @@ class BatchWebhookEvent(Contract):
 
 # items of the batches table ------------------------------------------------------------
 
+
+def query_batch_jobs(
+    jobs_table: Any, batch_id: str, attributes: tuple[str, ...] | None = None
+) -> list[dict[str, Any]]:
+    """The batch's job items in submission order (the jobs table's ``ByBatch`` index, every
+    page), only ``attributes`` of each if given. ``jobs_table``: a boto3 DynamoDB Table."""
+    from boto3.dynamodb.conditions import Key  # noqa: PLC0415 - boto3 only where needed
+
+    query: dict[str, Any] = {"IndexName": "ByBatch", "KeyConditionExpression": Key("batchId").eq(batch_id)}
+    if attributes:
+        query["ProjectionExpression"] = ", ".join(f"#{i}" for i in range(len(attributes)))
+        query["ExpressionAttributeNames"] = {f"#{i}": name for i, name in enumerate(attributes)}
+    items: list[dict[str, Any]] = []
+    while True:
+        page = jobs_table.query(**query)
+        items += page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return items
+        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
 Presign = Callable[[str], str]
 
 
