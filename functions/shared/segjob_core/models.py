@@ -337,7 +337,7 @@ class SegmentOutcome(Contract):
     """What the segment function returns to the state machine (stored on the job)."""
 
     result_key: str
-    annotated_key: str | None
+    annotated_key: str | None = None  # absent when params.annotate is false (None is not serialized)
     summary: ResultSummary
     timings: Timings
     image: ImageInfo
