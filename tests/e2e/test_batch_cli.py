@@ -71,14 +71,14 @@ def test_batch_submit_refuses_a_folder_without_images_and_a_failed_item_exits_1(
     big.mkdir()
     shutil.copy(SAMPLES[0], big / "fine.jpg")
     (big / "broken.jpg").write_bytes(SAMPLES[0].read_bytes()[:64])  # a JPEG header, then nothing
-    failed = segjob("batch", "submit", big, "--wait", env=env)
+    failed = segjob("batch", "submit", big, "--wait", "--out", tmp_path / "out", env=env)
     assert failed.returncode == EXIT_JOB_FAILED, failed.stderr
     assert "1/2 succeeded" in failed.stderr
 
 
-def test_an_interrupted_submission_resumes_with_only_the_missing_uploads(runtime, env, photos) -> None:
+def test_an_interrupted_submission_resumes_with_only_the_missing_uploads(runtime, photos) -> None:
     paths = sorted(p for p in photos.rglob("*.jpg"))
-    state = state_file(None, paths).with_name("resume-state.json")
+    state = state_file(photos.parent, paths)
     client = Client(runtime.api_url)
 
     class Interrupted(Exception):
