@@ -16,8 +16,13 @@ image size (1, 12, 50 MP; JPEG, PNG; retina masks; tiles), and the time of one j
 2 vCPUs from which the cost per 1,000 images by Lambda memory size is estimated. Figures go
 to bench/results/segment.json as well (`--json`).
 
+`--tiles` instead runs the tiling bench: a generated image with shapes larger than a tile
+among many small ones (`mixed_scene`), segmented tiled and untiled: median / p90 of each,
+and how many of the large and small shapes each finds.
+
     python bench/segment_bench.py                      # warm + cold start
     python bench/segment_bench.py --memory --runs 30   # + memory and cost (several minutes)
+    python bench/segment_bench.py --tiles --runs 10    # tiled vs untiled on large + small objects
 """
 
 from __future__ import annotations
@@ -234,6 +239,89 @@ def scene(width: int, height: int, fmt: str) -> Path:
     return path
 
 
+# The tiling bench: 3840x2560, 4 shapes wider than a 640 px tile, 40 small ones (the training
+# images' scale); tiles of 640 px at the model's 320 (40 tiles, with the default overlap).
+# The large ones are circles and rectangles: shrunk 12x for the whole-image pass, the demo
+# model takes large triangles for stars (untiled as well), which is the model, not the merge.
+MIXED_SIZE = (2560, 3840)  # (h, w)
+MIXED_GROUPS = [(4, (330.0, 420.0)), (40, (30.0, 60.0))]
+MIXED_CLASSES: list[tuple[int, ...] | None] = [(0, 2), None]
+MIXED_TILE = 640
+
+
+def mixed_scene() -> tuple[Path, list[tuple[int, list[float]]], int]:
+    """The tiling bench's image (deterministic, cached under build/), its true (class, box)
+    per shape, and how many of them are the large ones (listed first)."""
+    from synth import make_mixed_scene
+
+    pixels, instances = make_mixed_scene(5, MIXED_SIZE, MIXED_GROUPS, MIXED_CLASSES)
+    import cv2
+
+    path = CACHE / f"mixed-{MIXED_SIZE[1]}x{MIXED_SIZE[0]}.jpg"  # written each time: never stale
+    CACHE.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), pixels, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    truth = [
+        (i.class_id, [*i.polygon.min(axis=0).tolist(), *i.polygon.max(axis=0).tolist()]) for i in instances
+    ]
+    return path, truth, MIXED_GROUPS[0][0]
+
+
+def box_iou(a: list[float], b: list[float]) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def tiles(runs: int, threads: int) -> dict[str, Any]:
+    """Tiled vs untiled on the mixed scene: times, and found / expected (IoU > 0.6, same class)."""
+    from segjob_core.models import JobParams, ResultDocument
+
+    path, truth, large = mixed_scene()
+    data = path.read_bytes()
+    cases = {"untiled": JobParams(), "tiled": JobParams(tile_size=MIXED_TILE)}
+    contenders = {name: Contender("project", threads, params) for name, params in cases.items()}
+    found: dict[str, tuple[int, int, int]] = {}
+    for name, contender in contenders.items():  # the first run: not timed, its detections counted
+        contender.run(data)
+        document = ResultDocument.model_validate_json(
+            contender.store.objects[("bench", "results/job_bench/result.json")]
+        )
+        hits = [
+            any(d.class_id == cls and box_iou(d.bbox, box) > 0.6 for d in document.detections)
+            for cls, box in truth
+        ]
+        found[name] = (sum(hits[:large]), sum(hits[large:]), document.summary.count)
+    totals: dict[str, list[float]] = {name: [] for name in cases}
+    for run in range(runs):
+        for name in list(cases)[run % 2 :] + list(cases)[: run % 2]:
+            totals[name].append(contenders[name].run(data)[0]["total"])
+    print(
+        f"\ntiling: {path.name} ({len(data) / 1024:.0f} KiB), {large} shapes larger than a {MIXED_TILE} px tile, "
+        f"{len(truth) - large} small; {threads} threads, {runs} runs interleaved"
+    )
+    print(
+        f"  {'job':<10}{'median ms':>11}{'p90 ms':>9}{'large found':>13}{'small found':>13}{'detections':>12}"
+    )
+    results: dict[str, Any] = {}
+    for name in cases:
+        big, small, count = found[name]
+        median, p90 = statistics.median(totals[name]), percentile(totals[name], 0.9)
+        print(
+            f"  {name:<10}{median:>11.0f}{p90:>9.0f}{f'{big}/{large}':>13}{f'{small}/{len(truth) - large}':>13}{count:>12}"
+        )
+        results[name] = {
+            "medianMs": round(median, 1),
+            "p90Ms": round(p90, 1),
+            "largeFound": big,
+            "smallFound": small,
+            "largeExpected": large,
+            "smallExpected": len(truth) - large,
+            "detections": count,
+        }
+    return results
+
+
 def default_images() -> list[Path]:
     import ultralytics
 
@@ -389,6 +477,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="0: one per vCPU")
     parser.add_argument("--images", type=Path, nargs="*", help="default: samples/shapes-1.jpg and bus.jpg")
     parser.add_argument("--memory", action="store_true", help="peak RSS by image size, and cost")
+    parser.add_argument("--tiles", action="store_true", help="only the tiling bench: tiled vs untiled")
     parser.add_argument("--json", type=Path, default=RESULTS, help="where the figures go")
     parser.add_argument("--child", choices=CONTENDERS, help=argparse.SUPPRESS)
     parser.add_argument("--image", help=argparse.SUPPRESS)
@@ -401,6 +490,9 @@ def main() -> None:
         return
 
     threads = args.threads or len(os.sched_getaffinity(0))
+    if args.tiles:
+        write_figures(args.json, {"tiles": tiles(args.runs, threads)})
+        return
     print(f"{MODEL.name} vs {CHECKPOINT.name}, {threads} threads on {len(os.sched_getaffinity(0))} vCPUs, "
           f"{platform.processor() or platform.machine()}, {args.runs} warm runs interleaved")  # fmt: skip
     figures: dict[str, Any] = {"machine": {"vcpus": len(os.sched_getaffinity(0)), "arch": platform.machine()}}
@@ -420,12 +512,15 @@ def main() -> None:
         figures["memory"] = memory()
         figures["cost"] = cost(args.runs)
         write_lambda_figures(figures)
-    previous = json.loads(args.json.read_text()) if args.json.is_file() else {}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({**previous, **figures}, indent=2) + "\n")
-    print(
-        f"\nfigures written to {args.json.relative_to(ROOT) if args.json.is_relative_to(ROOT) else args.json}"
-    )
+    write_figures(args.json, figures)
+
+
+def write_figures(path: Path, figures: dict[str, Any]) -> None:
+    """Merge `figures` into the JSON at `path` (other runs' figures stay)."""
+    previous = json.loads(path.read_text()) if path.is_file() else {}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**previous, **figures}, indent=2) + "\n")
+    print(f"\nfigures written to {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
 
 
 if __name__ == "__main__":

@@ -132,27 +132,42 @@ def make_scene(
 ) -> tuple[np.ndarray, list[Instance]]:
     """A large (h, w) image with `count` separate shapes of `radius` pixels (the training
     images' scale, 20 to 96 px): small objects in a big frame, for tiled inference."""
-    rng = np.random.default_rng([seed, *size, count])
+    return make_mixed_scene(seed, size, [(count, radius)])
+
+
+def make_mixed_scene(
+    seed: int,
+    size: tuple[int, int],
+    groups: list[tuple[int, tuple[float, float]]],
+    classes: list[tuple[int, ...] | None] | None = None,
+) -> tuple[np.ndarray, list[Instance]]:
+    """A large (h, w) image with separate shapes, `count` of each (count, radius range) group,
+    placed group by group (largest first is easiest): e.g. a few objects larger than a tile
+    among many small ones. `classes` may restrict a group to some class ids."""
+    rng = np.random.default_rng([seed, *size, *(count for count, _ in groups)])
     h, w = size
     img = _background(rng, h, w)
     placed: list[tuple[float, float, float]] = []
     instances: list[Instance] = []
-    while len(instances) < count:
-        r = float(rng.uniform(*radius))
-        cx, cy = float(rng.uniform(r, w - r)), float(rng.uniform(r, h - r))
-        if any(math.hypot(cx - x, cy - y) < r + other + 8 for x, y, other in placed):
-            continue  # shapes never touch: every instance is whole and visible
-        class_id = int(rng.integers(0, len(CLASS_NAMES)))
-        poly = _shape_polygon(rng, class_id, cx, cy, r)
-        x0, y0 = int(cx - r) - 1, int(cy - r) - 1  # the shape's window: draw there, not on all of img
-        window = img[max(0, y0) : int(cy + r) + 2, max(0, x0) : int(cx + r) + 2]
-        mask = np.zeros(window.shape[:2], np.uint8)
-        cv2.fillPoly(mask, [np.round(poly - (max(0, x0), max(0, y0))).astype(np.int32)], 1)
-        inside = mask.astype(bool)
-        colour = _contrasting_colour(rng, window[inside].mean(axis=0))
-        window[inside] = np.clip(colour + rng.normal(0, 5, size=(int(inside.sum()), 3)), 0, 255)
-        placed.append((cx, cy, r))
-        instances.append(Instance(class_id, poly))
+    for group, (count, radius) in enumerate(groups):
+        allowed = (classes[group] if classes else None) or tuple(range(len(CLASS_NAMES)))
+        target = len(instances) + count
+        while len(instances) < target:
+            r = float(rng.uniform(*radius))
+            cx, cy = float(rng.uniform(r, w - r)), float(rng.uniform(r, h - r))
+            if any(math.hypot(cx - x, cy - y) < r + other + 8 for x, y, other in placed):
+                continue  # shapes never touch: every instance is whole and visible
+            class_id = int(allowed[int(rng.integers(0, len(allowed)))])
+            poly = _shape_polygon(rng, class_id, cx, cy, r)
+            x0, y0 = int(cx - r) - 1, int(cy - r) - 1  # the shape's window: draw there, not on all of img
+            window = img[max(0, y0) : int(cy + r) + 2, max(0, x0) : int(cx + r) + 2]
+            mask = np.zeros(window.shape[:2], np.uint8)
+            cv2.fillPoly(mask, [np.round(poly - (max(0, x0), max(0, y0))).astype(np.int32)], 1)
+            inside = mask.astype(bool)
+            colour = _contrasting_colour(rng, window[inside].mean(axis=0))
+            window[inside] = np.clip(colour + rng.normal(0, 5, size=(int(inside.sum()), 3)), 0, 255)
+            placed.append((cx, cy, r))
+            instances.append(Instance(class_id, poly))
     return cv2.GaussianBlur(img, (3, 3), 0), instances
 
 

@@ -98,7 +98,10 @@ class TorchSegmenter:
                 )
             )
 
-    def postprocess(self, outputs: Sequence[Any], params: JobParams) -> list[Prediction]:
+    def postprocess(
+        self, outputs: Sequence[Any], params: JobParams, masks_for: int | None = None
+    ) -> list[Prediction]:
+        """Ultralytics made every detection's mask already: `masks_for` changes nothing."""
         return [extract(result) for result in outputs]
 
     def predict(self, frame: np.ndarray, params: JobParams) -> Prediction:

@@ -146,9 +146,14 @@ def _print_job(job: Job, as_json: bool, uploaded: bool = False) -> None:
     line = f"{job.job_id}  {job.status.value:<15}"
     if job.filename:
         line += f"  {job.filename}"
+    if job.progress and job.status is JobStatus.RUNNING:
+        line += f"  tiles {job.progress.tiles_done}/{job.progress.tiles_total}"
     if job.result:
-        by_class = ", ".join(f"{name} {n}" for name, n in sorted(job.result.summary.by_class.items()))
-        line += f"  {job.result.summary.count} detections" + (f" ({by_class})" if by_class else "")
+        summary = job.result.summary
+        by_class = ", ".join(f"{name} {n}" for name, n in sorted(summary.by_class.items()))
+        line += f"  {summary.count} detections" + (f" ({by_class})" if by_class else "")
+        if summary.truncated:
+            line += f" (maxDetections kept {summary.count} of {summary.count_before_cap})"
         line += f"  {job.result.timings.get('total', 0):.0f} ms"
     if job.error:
         line += f"  {job.error.code}: {job.error.message}"

@@ -14,7 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from segjob_core.errors import InvalidParams, JobError, ModelUnavailable
+from segjob_core.errors import InvalidParams, JobCanceled, JobError, ModelUnavailable
 from segjob_core.models import SegmentRequest
 from segmentation import storage
 from segmentation.service import ModelProvider, segment_image
@@ -27,6 +27,8 @@ metrics = Metrics(service="segment")  # namespace: POWERTOOLS_METRICS_NAMESPACE
 settings = SegmentSettings.from_env()
 models = ModelProvider(settings, fetch=storage.download_model)
 store = storage.S3ObjectStore()
+# Progress of tiled jobs and the cancel checks; none outside a stack (no JOBS_TABLE).
+jobs = storage.DynamoJobRecord(settings.jobs_table) if settings.jobs_table else None
 
 if settings.model_uri is None:
     # Baked-in weights: load at init (the init phase has the full CPU and is not billed
@@ -57,8 +59,17 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.append_keys(job_id=request.job_id)
         tracer.put_annotation("job_id", request.job_id)
         outcome = segment_image(
-            request, segmenter=models.get(), store=store, max_image_pixels=settings.max_image_pixels
+            request,
+            segmenter=models.get(),
+            store=store,
+            max_image_pixels=settings.max_image_pixels,
+            record=jobs,
+            remaining_ms=context.get_remaining_time_in_millis,
         )
+    except JobCanceled as exc:  # not a failure: the flow keeps the job CANCELED
+        metrics.add_metric(name="JobsCanceled", unit=MetricUnit.Count, value=1)
+        logger.info("job canceled: stopped", extra={"reason": str(exc)})
+        raise
     except JobError as exc:  # the job fails with this code; count it, then let Lambda report it
         metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
         metrics.add_metadata(key="error_code", value=exc.code)

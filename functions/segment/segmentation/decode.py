@@ -25,9 +25,9 @@ from segjob_core.models import ImageInfo, JobParams
 ACCEPTED_FORMATS = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "TIFF": "tiff"}
 # A job's imgsz when neither the job nor the model says (Ultralytics' own default).
 DEFAULT_IMGSZ = 640
-# A large JPEG is decoded at 1/2, 1/4 or 1/8 scale while its longer side stays at least
-# max(2 * imgsz, this): plenty for the model and for a readable annotated image.
-MIN_DECODED_SIDE = 1280
+# The working frame (what the model, the tiles and annotated.jpg see) of an untiled job has
+# a longer side of at most max(2 * imgsz, this): plenty for the model and a readable image.
+MIN_WORKING_SIDE = 1280
 EXIF_ORIENTATION = 0x0112
 ALPHA_BAND_ROWS = 256  # rows blended at a time: small float temporaries
 # Pillow's own Image.open. Importing Ultralytics (the parity tests and the benchmark do, in
@@ -37,11 +37,21 @@ ALPHA_BAND_ROWS = 256  # rows blended at a time: small float temporaries
 _PIL_OPEN = getattr(sys.modules.get("ultralytics.utils.patches"), "_image_open", Image.open)
 
 
-def decoded_side_for(params: JobParams) -> int | None:
-    """Longer side a JPEG may be reduced to for these params; None: decode at full size."""
-    if params.retina_masks:  # full-resolution masks were asked for: keep every pixel
-        return None
-    return max(2 * (params.imgsz or DEFAULT_IMGSZ), MIN_DECODED_SIDE)
+def working_size(width: int, height: int, params: JobParams) -> tuple[int, int]:
+    """The one size rule: the (w, h) of the frame a job works on, for an image of (w, h)
+    (as viewed, EXIF orientation applied), whatever its format.
+
+    Full size when the job is tiled (tiles need every pixel) or asks for retina masks;
+    otherwise scaled down, aspect kept, so its longer side is at most max(2 * imgsz, 1280).
+    annotated.jpg has this size; detections are always in original pixels."""
+    if params.retina_masks or params.tile_size is not None:
+        return width, height
+    side = max(2 * (params.imgsz or DEFAULT_IMGSZ), MIN_WORKING_SIDE)
+    longest = max(width, height)
+    if longest <= side:
+        return width, height
+    factor = side / longest
+    return max(1, round(width * factor)), max(1, round(height * factor))
 
 
 @dataclass(frozen=True)
@@ -56,16 +66,16 @@ class DecodedImage:
         return self.info.width / w, self.info.height / h
 
 
-def decode_image(
-    data: bytes, *, max_pixels: int, reduce_to: int | None = None, full_above: int | None = None
-) -> DecodedImage:
-    """Decode an upload into a BGR frame, refusing what is not an accepted, sane image.
+def decode_image(data: bytes, *, max_pixels: int, params: JobParams | None = None) -> DecodedImage:
+    """Decode an upload into a BGR frame of `working_size` (full size without `params`),
+    refusing what is not an accepted, sane image.
 
     Not an image at all, corrupt or truncated -> InvalidImage; a real image in a format we
     do not accept (GIF, ICO, ...) -> UnsupportedFormat; more than `max_pixels` pixels ->
-    ImageTooLarge, decided from the header before any pixel is decoded. A JPEG whose longer
-    side exceeds twice `reduce_to` is decoded reduced (DCT scaling, much faster), unless
-    that side exceeds `full_above` (a job's tile size: tiles need every pixel).
+    ImageTooLarge, decided from the header before any pixel is decoded. Every format ends
+    at the same working size by the same resampling (`cv2.INTER_AREA`): a JPEG may first be
+    decoded reduced (DCT scaling, much faster) but never below that size, so the same
+    pixels give the same frame, and the same detections, in any container.
     """
     if not data:
         raise InvalidImage("the upload is empty")
@@ -96,17 +106,20 @@ def decode_image(
     if orientation in (5, 6, 7, 8):  # rotated by 90 degrees: the viewer sees it transposed
         width, height = height, width
 
+    target = working_size(width, height, params) if params is not None else (width, height)
     try:
-        tiled = full_above is not None and max(image.size) > full_above
-        if fmt == "jpeg" and reduce_to is not None and max(image.size) >= 2 * reduce_to and not tiled:
-            factor = reduce_to / max(image.size)
-            image.draft("RGB", (max(1, round(image.width * factor)), max(1, round(image.height * factor))))
+        if fmt == "jpeg" and target != (width, height):
+            # draft picks the smallest DCT scale (1/2, 1/4, 1/8) still at least this size.
+            stored = target[::-1] if orientation in (5, 6, 7, 8) else target
+            image.draft("RGB", stored)
         image.load()
         if orientation != 1:
             transposed = ImageOps.exif_transpose(image)
             image.close()
             image = transposed
         pixels = _to_bgr(image)
+        if (pixels.shape[1], pixels.shape[0]) != target:
+            pixels = cv2.resize(pixels, target, interpolation=cv2.INTER_AREA)
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # Pillow raises OSError("image file is truncated ...") for cut-off data.
         raise InvalidImage(f"the image data is corrupt or truncated: {exc}") from exc

@@ -18,6 +18,7 @@ small matrix products, so memory stays bounded by the largest box, not detection
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,52 @@ class Prediction:
             class_ids=np.zeros(0, np.int64),
             polygons=[],
         )
+
+    def scaled(self, sx: float, sy: float) -> Prediction:
+        """The same detections with x times `sx` and y times `sy` (into a larger frame's pixels)."""
+        factor = np.array([sx, sy], np.float32)
+        return Prediction(
+            boxes=self.boxes * np.tile(factor, 2),
+            confidences=self.confidences,
+            class_ids=self.class_ids,
+            polygons=[polygon * factor for polygon in self.polygons],
+        )
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[Prediction]) -> Prediction:
+        if not parts:
+            return cls.empty()
+        return cls(
+            boxes=np.concatenate([p.boxes for p in parts]),
+            confidences=np.concatenate([p.confidences for p in parts]),
+            class_ids=np.concatenate([p.class_ids for p in parts]),
+            polygons=[polygon for p in parts for polygon in p.polygons],
+        )
+
+    def unmasked(self) -> np.ndarray:
+        """Which detections came without a mask (`to_prediction`'s `masks_for`)."""
+        return np.array([len(polygon) == 0 for polygon in self.polygons], bool)
+
+    def take(self, index: np.ndarray) -> Prediction:
+        """The detections at `index` (integer positions), in that order."""
+        return Prediction(
+            boxes=self.boxes[index],
+            confidences=self.confidences[index],
+            class_ids=self.class_ids[index],
+            polygons=[self.polygons[i] for i in index],
+        )
+
+
+def cap(prediction: Prediction, limit: int) -> tuple[Prediction, int | None]:
+    """The `limit` most confident detections (ties in their order) among those with a mask,
+    and the count before the cap if it dropped any (None if it dropped nothing):
+    result.json's `truncated` and `countBeforeCap`. Detections without a mask (beyond a
+    frame's `masks_for`) count, but are never shown."""
+    order = np.argsort(-prediction.confidences, kind="stable")
+    kept = order[~prediction.unmasked()[order]][:limit]
+    if len(kept) == len(prediction):
+        return prediction, None
+    return prediction.take(kept), (len(prediction) if len(prediction) > limit else None)
 
 
 # detections ----------------------------------------------------------------------------
@@ -195,31 +242,47 @@ def outline(mask: np.ndarray) -> np.ndarray:
 
 
 def to_prediction(
-    candidates: Candidates, protos: np.ndarray, letterbox: Letterbox, *, retina_masks: bool
+    candidates: Candidates,
+    protos: np.ndarray,
+    letterbox: Letterbox,
+    *,
+    retina_masks: bool,
+    masks_for: int | None = None,
 ) -> Prediction:
     """Masks, polygons and boxes of the candidates in frame pixels.
 
     Without `retina_masks` a mask lives on the model-input grid (as the model saw it) and
     its polygon is then mapped to the frame; with it, the mask is sampled on the frame's own
-    grid. Boxes are mapped to the frame and clipped to it."""
+    grid. Boxes are mapped to the frame and clipped to it.
+
+    With `masks_for`, masks are made in candidate order (most confident first) until
+    `masks_for` of them are not empty; the candidates after that come as boxes with an empty
+    polygon: they take part in merges and in the count before maxDetections at the cost of
+    NMS only (`Prediction.unmasked` finds them)."""
     nm, mh, mw = protos.shape
-    logits = (candidates.coefficients @ protos.reshape(nm, -1)).reshape(-1, mh, mw)
+    flat_protos = protos.reshape(nm, -1)
     frame_boxes = letterbox.boxes_to_frame(candidates.boxes)
     step = 1.0 / PROTO_STRIDE
     # Retina masks: frame pixel centre -> model input (* scale + padding) -> prototype.
     scale_x, scale_y = letterbox.scale
     retina_step = (scale_x * step, scale_y * step)
     retina_offset = (letterbox.left * step, letterbox.top * step)
-    keep, polygons = [], []
+    keep: list[int] = []
+    polygons: list[np.ndarray] = []
     for i in range(len(candidates.boxes)):
+        if masks_for is not None and len(polygons) >= masks_for:  # enough masks: a box is enough
+            keep.append(i)
+            polygons.append(np.zeros((0, 2), np.float32))
+            continue
+        logits = (candidates.coefficients[i] @ flat_protos).reshape(mh, mw)
         if retina_masks:
             mask, origin = mask_in_box(
-                logits[i], frame_boxes[i], letterbox.frame_size, retina_step, retina_offset
+                logits, frame_boxes[i], letterbox.frame_size, retina_step, retina_offset
             )
             polygon = letterbox.clip(outline(mask) + np.array(origin, np.float32))
         else:
             mask, origin = mask_in_box(
-                logits[i], candidates.boxes[i], letterbox.input_size, (step, step), (0.0, 0.0)
+                logits, candidates.boxes[i], letterbox.input_size, (step, step), (0.0, 0.0)
             )
             polygon = letterbox.points_to_frame(outline(mask) + np.array(origin, np.float32))
         if mask.any():
@@ -272,6 +335,12 @@ def to_detections(
     return detections
 
 
-def summarize(detections: list[Detection]) -> ResultSummary:
+def summarize(detections: list[Detection], count_before_cap: int | None = None) -> ResultSummary:
+    """Count and per-class counts; `count_before_cap` (from `cap`) marks a truncated result."""
     by_class = Counter(d.class_name for d in detections)
-    return ResultSummary(count=len(detections), by_class=dict(sorted(by_class.items())))
+    return ResultSummary(
+        count=len(detections),
+        by_class=dict(sorted(by_class.items())),
+        truncated=True if count_before_cap is not None else None,
+        count_before_cap=count_before_cap,
+    )

@@ -290,14 +290,18 @@ class Segmenter:
                 outputs[i] = ModelOutput(detections=detections[row], protos=protos[row], letterbox=boxes[i])
         return [output for output in outputs if output is not None]
 
-    def postprocess(self, outputs: Sequence[ModelOutput], params: JobParams) -> list[Prediction]:
-        """Detections of each output in its own frame's pixels."""
+    def postprocess(
+        self, outputs: Sequence[ModelOutput], params: JobParams, masks_for: int | None = None
+    ) -> list[Prediction]:
+        """Detections of each output in its own frame's pixels; with `masks_for`, only that
+        many (the most confident) get masks, the rest come as boxes (`to_prediction`)."""
         return [
             to_prediction(
                 select(output.detections, params, classes=len(self.names), end2end=self._end2end),
                 output.protos,
                 output.letterbox,
                 retina_masks=params.retina_masks,
+                masks_for=masks_for,
             )
             for output in outputs
         ]

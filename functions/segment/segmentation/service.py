@@ -15,20 +15,22 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
+import cv2
 import numpy as np
 
-from segjob_core.errors import ModelUnavailable
+from segjob_core.errors import JobCanceled, ModelUnavailable
 from segjob_core.jobs import iso, utc_now
 from segjob_core.keys import annotated_key, result_key
-from segjob_core.models import ResultDocument, SegmentOutcome, SegmentRequest, Timings
+from segjob_core.models import JobParams, JobProgress, ResultDocument, SegmentOutcome, SegmentRequest, Timings
 
-from .decode import decode_image, decoded_side_for
+from .budget import TileCost, TimeBudget
+from .decode import decode_image, working_size
 from .outputs import render_outputs
-from .postprocess import Prediction, summarize, to_detections
+from .postprocess import Prediction, cap, summarize, to_detections
 from .render import annotate, encode_jpeg
 from .runtime import CHECKPOINT_SUFFIXES, Segmenter, checkpoint_unavailable
 from .settings import SegmentSettings
-from .tiling import merge_tiles, tile_grid
+from .tiling import Tile, merge_tiles, tile_grid
 
 MODEL_CACHE_DIR = Path(tempfile.gettempdir()) / "models"  # /tmp/models in Lambda
 
@@ -40,6 +42,22 @@ class ObjectStore(Protocol):
 
 
 ModelFetcher = Callable[[str, Path], Path]
+RemainingMs = Callable[[], int]  # the Lambda context's get_remaining_time_in_millis
+
+# Per frame (the image, a tile, the whole-image pass) at most this many detections (the most
+# maxDetections may be) go into the merge; the job's maxDetections applies after it, and
+# result.json's countBeforeCap counts what it dropped.
+FRAME_DETECTIONS = 1000
+
+
+class JobRecord(Protocol):
+    """The job's record as the segment function sees it (`storage.DynamoJobRecord`)."""
+
+    def still_running(self, job_id: str, progress: JobProgress | None = None) -> bool: ...
+
+
+# The per-process calibration of the time budget: each tiled job's measured rate is the next one's estimate.
+TILE_COST = TileCost()
 
 
 class ModelProvider:
@@ -137,15 +155,24 @@ class StageClock:
 
 
 def segment_image(
-    request: SegmentRequest, *, segmenter: Segmenter, store: ObjectStore, max_image_pixels: int
+    request: SegmentRequest,
+    *,
+    segmenter: Segmenter,
+    store: ObjectStore,
+    max_image_pixels: int,
+    record: JobRecord | None = None,
+    remaining_ms: RemainingMs | None = None,
+    tile_cost: TileCost = TILE_COST,
 ) -> SegmentOutcome:
     """Run one job: download, decode, infer, postprocess, annotate, encode, upload.
 
     With `params.tile_size` and an image whose longer side exceeds it, the full-resolution
-    frame is inferred tile by tile (`inference` covers all tiles) and the tiles' detections
-    are merged in `postprocess`. Timings in result.json and in the outcome are the same
-    numbers; `upload` and `total` cover annotated.jpg, not the write of result.json itself
-    (which carries them).
+    frame is inferred tile by tile, and as a whole (see `TiledJob`); `inference`
+    covers all of it. maxDetections keeps the most confident after the merge; result.json
+    says when it dropped some. Before writing anything the job's `record` is checked: a
+    canceled job writes no results (JobCanceled). Timings in result.json and in the outcome
+    are the same numbers; `upload` and `total` cover annotated.jpg, not the write of
+    result.json itself (which carries them).
     """
     params = request.params.for_model(segmenter.info.imgsz)  # result.json shows the size used
     results_bucket = request.result_bucket or request.bucket
@@ -154,40 +181,47 @@ def segment_image(
     with clock.stage("download"):
         data = store.get_bytes(request.bucket, request.key, request.version_id)
     with clock.stage("decode"):
-        image = decode_image(
-            data, max_pixels=max_image_pixels, reduce_to=decoded_side_for(params), full_above=params.tile_size
-        )
+        image = decode_image(data, max_pixels=max_image_pixels, params=params)
         del data  # the upload's bytes: not needed once decoded (a large PNG is tens of MB)
     height, width = image.pixels.shape[:2]
     tiles = tile_grid(width, height, params.tile_size, params.tile_overlap) if params.tile_size else []
     tiled = len(tiles) > 1  # an image that fits one tile runs as without tiling
-    frames = [tile.crop(image.pixels) for tile in tiles] if tiled else [image.pixels]  # views, no copies
-    predictions: list[Prediction] = []
-    batch = segmenter.batch_size(params)
-    for start in range(0, len(frames), batch):
+    if tiled:
+        job = TiledJob(
+            request.job_id,
+            segmenter=segmenter,
+            params=params,
+            clock=clock,
+            record=record,
+            remaining_ms=remaining_ms,
+            tile_cost=tile_cost,
+        )
+        prediction = job.segment(image.pixels, tiles)
+    else:
+        frame_params = params.model_copy(update={"max_detections": FRAME_DETECTIONS})
         with clock.stage("inference"):
-            outputs = segmenter.infer_many(frames[start : start + batch], params)
+            outputs = segmenter.infer_many([image.pixels], frame_params)
         with clock.stage("postprocess"):
-            predictions += segmenter.postprocess(outputs, params)
+            (prediction,) = segmenter.postprocess(outputs, frame_params, masks_for=params.max_detections)
     with clock.stage("postprocess"):
-        if tiled:
-            prediction = merge_tiles(tiles, predictions, iou=params.iou, max_detections=params.max_detections)
-        else:
-            prediction = predictions[0]
+        prediction, count_before_cap = cap(prediction, params.max_detections)
         detections = to_detections(
             prediction,
             scale=image.scale,
             size=(image.info.width, image.info.height),
             names=segmenter.names,
         )
-        summary = summarize(detections)
+        summary = summarize(detections, count_before_cap)
 
-    annotated = annotated_key(request.job_id) if params.annotate else None
-    if annotated is not None:
+    jpeg = None
+    if params.annotate:
         with clock.stage("annotate"):
             canvas = annotate(image.pixels, prediction, segmenter.names)
         with clock.stage("encode"):
             jpeg = encode_jpeg(canvas)
+    ensure_running(record, request.job_id, "before writing its results")
+    annotated = annotated_key(request.job_id) if jpeg is not None else None
+    if annotated is not None and jpeg is not None:
         with clock.stage("upload"):
             store.put_bytes(results_bucket, annotated, jpeg, "image/jpeg")
     output_keys = None
@@ -229,3 +263,78 @@ def segment_image(
         tiles=document.tiles,
         output_keys=output_keys,
     )
+
+
+def ensure_running(
+    record: JobRecord | None, job_id: str, when: str, progress: JobProgress | None = None
+) -> None:
+    """JobCanceled if the job is no longer RUNNING (its owner canceled it); writes `progress`."""
+    if record is not None and not record.still_running(job_id, progress):
+        raise JobCanceled(f"the job was canceled; the segment function stopped {when} and wrote no results")
+
+
+class TiledJob:
+    """The inference of a tiled job: the whole-image pass, then the tiles in batches, within
+    the function's time budget, reporting progress and stopping at a cancel between batches."""
+
+    def __init__(
+        self,
+        job_id: str,
+        *,
+        segmenter: Segmenter,
+        params: JobParams,
+        clock: StageClock,
+        record: JobRecord | None,
+        remaining_ms: RemainingMs | None,
+        tile_cost: TileCost,
+    ) -> None:
+        self.job_id = job_id
+        self.segmenter = segmenter
+        self.params = params.model_copy(update={"max_detections": FRAME_DETECTIONS})
+        self.masks_for = params.max_detections
+        self.clock = clock
+        self.record = record
+        self.remaining_ms = remaining_ms
+        self.tile_cost = tile_cost
+
+    def _remaining(self) -> float | None:
+        return float(self.remaining_ms()) if self.remaining_ms is not None else None
+
+    def _infer(self, frames: list[np.ndarray]) -> list[Prediction]:
+        with self.clock.stage("inference"):
+            outputs = self.segmenter.infer_many(frames, self.params)
+        with self.clock.stage("postprocess"):
+            return self.segmenter.postprocess(outputs, self.params, masks_for=self.masks_for)
+
+    def whole(self, pixels: np.ndarray) -> Prediction:
+        """The whole-image pass: the frame as an untiled job of it sees it (the working
+        size, `decode.working_size`, then the model's letterbox), so its detections are the
+        untiled job's; returned in frame pixels."""
+        height, width = pixels.shape[:2]
+        small_size = working_size(width, height, self.params.model_copy(update={"tile_size": None}))
+        with self.clock.stage("inference"):
+            small = cv2.resize(pixels, small_size, interpolation=cv2.INTER_AREA)
+        (prediction,) = self._infer([small])
+        return prediction.scaled(width / small_size[0], height / small_size[1])
+
+    def segment(self, pixels: np.ndarray, tiles: list[Tile]) -> Prediction:
+        imgsz = self.params.imgsz or self.segmenter.info.imgsz or 0
+        total = len(tiles)
+        budget = TimeBudget(frames=total + 1, imgsz=imgsz, frame_pixels=pixels.shape[0] * pixels.shape[1])
+        budget.check_start(self._remaining(), self.tile_cost.ms_per_input_megapixel)
+        ensure_running(
+            self.record, self.job_id, "before its first tile", JobProgress(tiles_done=0, tiles_total=total)
+        )
+        started = time.perf_counter()
+        whole = self.whole(pixels)
+        predictions: list[Prediction] = []
+        batch = self.segmenter.batch_size(self.params)
+        for start in range(0, total, batch):
+            predictions += self._infer([tile.crop(pixels) for tile in tiles[start : start + batch]])
+            done = len(predictions)
+            progress = JobProgress(tiles_done=done, tiles_total=total)
+            ensure_running(self.record, self.job_id, f"after {done} of {total} tiles", progress)
+            budget.check_progress(done + 1, (time.perf_counter() - started) * 1000, self._remaining())
+        self.tile_cost.record(total + 1, (time.perf_counter() - started) * 1000, imgsz)
+        with self.clock.stage("postprocess"):
+            return merge_tiles(tiles, predictions, iou=self.params.iou, whole=whole)

@@ -37,8 +37,13 @@ class SegmentSettings(EnvSettings):
     model_threads: int = Field(
         0, alias="MODEL_THREADS", ge=0, le=256, description="ONNX Runtime intra-op threads; 0: one per vCPU"
     )
+    jobs_table: str | None = Field(
+        None,
+        alias="JOBS_TABLE",
+        description="the jobs table: tiled jobs write their progress there, and every job checks it for a cancel",
+    )
 
-    @field_validator("model_uri", "model_sha256", mode="before")
+    @field_validator("model_uri", "model_sha256", "jobs_table", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         # CloudFormation cannot omit a variable conditionally without noise: "" means unset.

@@ -1,4 +1,4 @@
-"""S3 adapter: the only module of this function that talks to AWS."""
+"""S3 and DynamoDB adapters: the only module of this function that talks to AWS."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from segjob_core.errors import InputMissing, ModelUnavailable
+from segjob_core.models import JobProgress, JobStatus
 
 # One client per container, created at init. boto3 honours AWS_ENDPOINT_URL (local mode).
 _S3 = boto3.client(
     "s3",
     config=Config(signature_version="s3v4", retries={"mode": "standard", "max_attempts": 5}),
 )
+_DYNAMODB = boto3.client("dynamodb", config=Config(retries={"mode": "standard", "max_attempts": 5}))
 _MISSING = frozenset({"NoSuchKey", "NoSuchVersion", "NoSuchBucket", "404", "NotFound"})
 
 
@@ -44,6 +46,48 @@ class S3ObjectStore:
 
     def put_bytes(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
         self._s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+
+
+class DynamoJobRecord:
+    """The job's item in the jobs table, as the segment function sees it: whether the job is
+    still RUNNING (a cancel sets CANCELED), and the progress of a tiled job. Needs
+    dynamodb:GetItem and dynamodb:UpdateItem on the table (template.yaml)."""
+
+    def __init__(self, table: str, client: Any = None) -> None:
+        self._table = table
+        self._dynamodb = client or _DYNAMODB
+
+    def still_running(self, job_id: str, progress: JobProgress | None = None) -> bool:
+        """False once the job's status is no longer RUNNING (canceled); with `progress`, it
+        is written in the same call, only while the job is RUNNING (a conditional write).
+        A job without an item (an invocation outside the flow) counts as running."""
+        key = {"jobId": {"S": job_id}}
+        if progress is not None:
+            try:
+                self._dynamodb.update_item(
+                    TableName=self._table,
+                    Key=key,
+                    UpdateExpression="SET tilesDone = :done, tilesTotal = :total",
+                    ConditionExpression="#status = :running",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={
+                        ":done": {"N": str(progress.tiles_done)},
+                        ":total": {"N": str(progress.tiles_total)},
+                        ":running": {"S": JobStatus.RUNNING.value},
+                    },
+                )
+                return True
+            except ClientError as exc:
+                if _code(exc) != "ConditionalCheckFailedException":
+                    raise
+        item = self._dynamodb.get_item(
+            TableName=self._table,
+            Key=key,
+            ConsistentRead=True,
+            ProjectionExpression="#status",
+            ExpressionAttributeNames={"#status": "status"},
+        ).get("Item")
+        return item is None or item["status"]["S"] == JobStatus.RUNNING.value
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:

@@ -2,8 +2,11 @@
 
 Pure logic on numpy arrays, no model. A large frame is cut into overlapping tiles of
 `tile_size` pixels, each tile is inferred at the job's imgsz (so small objects keep their
-pixels instead of being shrunk with the whole image), and the tiles' detections are
-shifted back into frame pixels and merged by class-aware non-maximum suppression (the
+pixels instead of being shrunk with the whole image). As in SAHI (slicing-aided hyper
+inference), the whole frame is inferred too, shrunk to imgsz, so that objects larger than a
+tile are found whole. The tiles' detections are shifted back into frame pixels, partial
+views cut by a tile edge give way to a whole view of the same object (another tile's or
+the whole frame's), and the union is merged by class-aware non-maximum suppression (the
 same as within one frame: `postprocess.class_aware_nms`).
 """
 
@@ -114,16 +117,35 @@ def shift(prediction: Prediction, tile: Tile) -> Prediction:
     )
 
 
+def inside_whole(parts: np.ndarray, wholes: np.ndarray) -> np.ndarray:
+    """(parts, wholes) bool: part box i lies for FRAGMENT_COVERAGE of its area inside whole box j."""
+    if len(parts) == 0 or len(wholes) == 0:
+        return np.zeros((len(parts), len(wholes)), bool)
+    covered = np.stack([_intersection(part, wholes) for part in parts])
+    return covered >= FRAGMENT_COVERAGE * np.maximum(_area(parts), 1e-6)[:, None]
+
+
 def merge_tiles(
-    tiles: Sequence[Tile], predictions: Sequence[Prediction], *, iou: float, max_detections: int
+    tiles: Sequence[Tile],
+    predictions: Sequence[Prediction],
+    *,
+    iou: float,
+    whole: Prediction | None = None,
+    max_detections: int | None = None,
 ) -> Prediction:
-    """One prediction in frame pixels from each tile's own (in tile pixels).
+    """One prediction in frame pixels from each tile's own (in tile pixels) and, if given,
+    the `whole` frame's (in frame pixels), most confident first.
 
     Boxes and polygons are shifted by the tile origin; a partial view cut by a tile edge is
     dropped where a neighbouring tile saw the object whole (see `fragments`: plain IoU
-    misses these, a half box has an IoU of about 0.5 with the whole one); duplicates
-    across overlapping tiles are suppressed by class-aware NMS at `iou`, the more
-    confident kept; then the top `max_detections` by confidence.
+    misses these, a half box has an IoU of about 0.5 with the whole one). The whole-image
+    pass adds what no tile could see whole: a detection of it is kept where it holds a
+    partial view that no tile saw whole (which then gives way to it); the rest of it is
+    dropped, as the tiles saw those places at a higher resolution (an object they saw whole,
+    or nothing: at a scale far from the training images' the whole pass also hallucinates).
+    Duplicates across overlapping tiles are suppressed by class-aware NMS at `iou`, the
+    more confident kept; then the top `max_detections` (all without it: `cap` applies the
+    job's limit and says what it dropped).
     """
     if not tiles:
         return Prediction.empty()
@@ -131,20 +153,29 @@ def merge_tiles(
     pairs = list(zip(tiles, predictions, strict=True))
     cut = np.concatenate([cut_by_tile(p.boxes, tile, frame) for tile, p in pairs])
     tile_ids = np.concatenate([np.full(len(p), i) for i, (_, p) in enumerate(pairs)])
-    shifted = [shift(p, tile) for tile, p in pairs]
-    boxes = np.concatenate([p.boxes for p in shifted])
-    confidences = np.concatenate([p.confidences for p in shifted])
-    class_ids = np.concatenate([p.class_ids for p in shifted])
-    polygons = [polygon for p in shifted for polygon in p.polygons]
-    candidates = np.flatnonzero(~fragments(boxes, tile_ids, cut))
+    union = Prediction.concatenate([shift(p, tile) for tile, p in pairs])
+    dropped = fragments(union.boxes, tile_ids, cut)
+    if whole is not None and len(whole):
+        orphans = np.flatnonzero(cut & ~dropped)  # partial views no tile saw whole
+        holds = inside_whole(union.boxes[orphans], whole.boxes)
+        sizes = whole.boxes[:, 2:] - whole.boxes[:, :2]
+        tile_side = np.array([max(t.width for t in tiles), max(t.height for t in tiles)])
+        larger_than_a_tile = (sizes > tile_side).any(axis=1)
+        keep_whole = holds.any(axis=0) | larger_than_a_tile
+        dropped[orphans[holds[:, keep_whole].any(axis=1)]] = True
+        union = Prediction.concatenate(
+            [union.take(np.flatnonzero(~dropped)), whole.take(np.flatnonzero(keep_whole))]
+        )
+        dropped = np.zeros(len(union), bool)
+    candidates = np.flatnonzero(~dropped)
+    limit = len(candidates) if max_detections is None else max_detections
     kept = candidates[
         class_aware_nms(
-            boxes[candidates], confidences[candidates], class_ids[candidates], iou=iou, limit=max_detections
+            union.boxes[candidates],
+            union.confidences[candidates],
+            union.class_ids[candidates],
+            iou=iou,
+            limit=limit,
         )
     ]
-    return Prediction(
-        boxes=boxes[kept],
-        confidences=confidences[kept],
-        class_ids=class_ids[kept],
-        polygons=[polygons[i] for i in kept],
-    )
+    return union.take(kept)

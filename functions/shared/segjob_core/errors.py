@@ -36,6 +36,16 @@ class ModelUnavailable(JobError):
     """The model could not be fetched, verified or loaded."""
 
 
+class TimeBudgetExceeded(JobError):
+    """A tiled job ran out of the function's time part-way (slower tiles than estimated):
+    it stopped cleanly before the timeout, wrote no results, and says how far it got."""
+
+
+class JobCanceled(JobError):
+    """The job was canceled while the segment function ran: it stopped at its next check and
+    wrote no results. The flow's conditional write keeps the job CANCELED (the code is not stored)."""
+
+
 class WebhookTargetRefused(JobError):
     """The webhook URL is not an allowed target (scheme, private address, ...)."""
 

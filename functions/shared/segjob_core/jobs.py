@@ -17,6 +17,7 @@ from .models import (
     EventType,
     Job,
     JobParams,
+    JobProgress,
     JobResult,
     JobStatus,
     SegmentOutcome,
@@ -124,6 +125,9 @@ def item_to_job(item: Mapping[str, Any], presign: Presign | None = None) -> Job:
             else None,
         )
     error = job_error(item)
+    progress = None
+    if item.get("tilesTotal"):
+        progress = JobProgress(tiles_done=int(item.get("tilesDone", 0)), tiles_total=int(item["tilesTotal"]))
     webhook = None
     if item.get("webhookUrl"):
         webhook = WebhookInfo(
@@ -145,6 +149,7 @@ def item_to_job(item: Mapping[str, Any], presign: Presign | None = None) -> Job:
         metadata=json.loads(item["metadata"]) if item.get("metadata") else None,
         started_at=_timestamp(item, "startedAt"),
         finished_at=_timestamp(item, "finishedAt"),
+        progress=progress,
         webhook=webhook,
         result=result,
         error=error,

@@ -165,6 +165,13 @@ class ErrorResponse(Contract):
 class ResultSummary(Contract):
     count: int
     by_class: dict[str, int]
+    truncated: bool | None = Field(
+        None,
+        description="true: maxDetections dropped the least confident detections (absent: nothing dropped)",
+    )
+    count_before_cap: int | None = Field(
+        None, description="detections found before maxDetections kept the most confident (truncated only)"
+    )
 
 
 class JobResult(Contract):
@@ -203,6 +210,13 @@ class WebhookInfo(Contract):
     )
 
 
+class JobProgress(Contract):
+    """How far a tiled job's segmentation got (written by the segment function after each batch)."""
+
+    tiles_done: int = Field(ge=0, description="tiles inferred so far")
+    tiles_total: int = Field(ge=1, description="tiles of the image (the whole-image pass is not counted)")
+
+
 class Job(Contract):
     """A job as the API, the webhook and the client see it."""
 
@@ -217,6 +231,7 @@ class Job(Contract):
     metadata: dict[str, Any] | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    progress: JobProgress | None = Field(None, description="tiled jobs: tiles done of the total")
     webhook: WebhookInfo | None = None
     result: JobResult | None = None
     error: ErrorInfo | None = None

@@ -276,3 +276,20 @@ def test_globals_merge_maps_add_lists_and_let_functions_override(tmp_path: Path)
         "C": "us-east-1-arn:aws:lambda:us-east-1:123456789012:layer:L:1",
     }
     assert config.python_path == ((tmp_path / "lib").resolve(), (tmp_path / "lib2").resolve())
+
+
+def test_segment_function_may_read_and_update_only_the_jobs_table(stack: Stack) -> None:
+    # The cancel checks and the progress of tiled jobs: local mode gives the function the
+    # table's name from the same template (Globals), and the policy names that one table.
+    segment = stack.function("SegmentFunction")
+    statements = [
+        statement
+        for policy in stack.resolve(stack.resources["SegmentFunction"]["Properties"]["Policies"])
+        for statement in policy.get("Statement", [])
+        if any(action.startswith("dynamodb:") for action in statement["Action"])
+    ]
+
+    assert [(sorted(s["Action"]), s["Resource"]) for s in statements] == [
+        (["dynamodb:GetItem", "dynamodb:UpdateItem"], stack.resolve({"Fn::GetAtt": ["JobsTable", "Arn"]}))
+    ]
+    assert segment.environment["JOBS_TABLE"] == stack.resolve({"Ref": "JobsTable"})

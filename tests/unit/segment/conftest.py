@@ -95,6 +95,10 @@ class FakeLambdaContext:
     memory_limit_in_mb: int = 3008
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:SegmentFunction"
     aws_request_id: str = "5c7b6f0c-0000-4000-8000-000000000000"
+    remaining_ms: int = 120_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
 
 
 @pytest.fixture

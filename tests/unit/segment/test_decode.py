@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from segjob_core.errors import ImageTooLarge, InvalidImage, UnsupportedFormat
-from segmentation.decode import decode_image
+from segjob_core.models import JobParams
+from segmentation.decode import decode_image, working_size
 
 LIMIT = 50_000_000
 
@@ -150,17 +151,37 @@ def test_transparent_pixels_become_white() -> None:
     assert decode_image(data, max_pixels=LIMIT).pixels.min() == 255
 
 
-def test_large_jpeg_is_decoded_reduced_and_reports_its_original_size(make_jpeg: Callable[..., bytes]) -> None:
+@pytest.mark.parametrize(
+    ("size", "params", "expected"),
+    [
+        ((4000, 3000), JobParams(imgsz=320), (1280, 960)),  # longer side max(2 * 320, 1280)
+        ((3000, 4000), JobParams(imgsz=1024), (1536, 2048)),  # max(2 * 1024, 1280)
+        ((1280, 700), JobParams(imgsz=320), (1280, 700)),  # small enough: untouched
+        ((4000, 3000), JobParams(imgsz=320, tile_size=512), (4000, 3000)),  # tiles need every pixel
+        ((4000, 3000), JobParams(imgsz=320, tile_size=4096), (4000, 3000)),  # even one tile: one rule
+        ((4000, 3000), JobParams(imgsz=320, retina_masks=True), (4000, 3000)),
+        ((5000, 3), JobParams(imgsz=320), (1280, 1)),  # never below one pixel
+    ],
+)
+def test_working_size_is_one_rule(
+    size: tuple[int, int], params: JobParams, expected: tuple[int, int]
+) -> None:
+    assert working_size(*size, params) == expected
+
+
+def test_large_jpeg_is_decoded_at_the_working_size_and_reports_its_original_size(
+    make_jpeg: Callable[..., bytes],
+) -> None:
     # GIVEN a 4000x3000 JPEG and a model input that needs far fewer pixels
     data = make_jpeg(4000, 3000)
 
-    # WHEN decoded for a longer side of at least 1280
-    image = decode_image(data, max_pixels=LIMIT, reduce_to=1280)
+    # WHEN decoded for a job at imgsz 320 (working side 1280)
+    image = decode_image(data, max_pixels=LIMIT, params=JobParams(imgsz=320))
 
-    # THEN it is decoded at 1/2 (DCT scaling), and the scale maps back to the original
-    assert image.pixels.shape == (1500, 2000, 3)
+    # THEN the frame has the working size, and the scale maps back to the original
+    assert image.pixels.shape == (960, 1280, 3)
     assert (image.info.width, image.info.height) == (4000, 3000)
-    assert image.scale == (2.0, 2.0)
+    assert image.scale == (3.125, 3.125)
 
 
 def test_reduced_decode_with_rotation_keeps_viewed_orientation(make_jpeg: Callable[..., bytes]) -> None:
@@ -168,30 +189,36 @@ def test_reduced_decode_with_rotation_keeps_viewed_orientation(make_jpeg: Callab
     exif[0x0112] = 8
     data = make_jpeg(4000, 2000, exif=exif.tobytes())
 
-    image = decode_image(data, max_pixels=LIMIT, reduce_to=900)
+    image = decode_image(data, max_pixels=LIMIT, params=JobParams(imgsz=320))
 
-    assert image.pixels.shape == (1000, 500, 3)  # 1/4 scale, transposed
+    assert image.pixels.shape == (1280, 640, 3)  # transposed, longer side 1280
     assert (image.info.width, image.info.height) == (2000, 4000)
-    assert image.scale == (4.0, 4.0)
+    assert image.scale == (3.125, 3.125)
 
 
 def test_small_jpeg_is_never_reduced(bus_jpeg: bytes) -> None:
-    image = decode_image(bus_jpeg, max_pixels=LIMIT, reduce_to=640)
+    image = decode_image(bus_jpeg, max_pixels=LIMIT, params=JobParams(imgsz=320))
 
     assert image.pixels.shape == (1080, 810, 3)
     assert image.scale == (1.0, 1.0)
 
 
-@pytest.mark.parametrize(("full_above", "shape"), [(2048, (3000, 4000, 3)), (4000, (1500, 2000, 3))])
-def test_an_image_larger_than_its_tiles_is_decoded_at_full_size(
-    make_jpeg: Callable[..., bytes], full_above: int, shape: tuple[int, int, int]
-) -> None:
-    # GIVEN a 4000x3000 JPEG that would be decoded at 1/2 for a longer side of 1280
-    data = make_jpeg(4000, 3000)
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "TIFF", "WEBP", "BMP"])
+def test_every_format_ends_at_the_same_working_frame(fmt: str) -> None:
+    # GIVEN the same smooth pixels (a gradient: JPEG at quality 100 keeps it) in each container
+    yy, xx = np.mgrid[0:1500, 0:2000]
+    rgb = np.stack([xx * 255 // 2000, yy * 255 // 1500, (xx + yy) * 255 // 3500], axis=-1).astype(np.uint8)
+    reference = decode_image(
+        encoded(Image.fromarray(rgb), "PNG"), max_pixels=LIMIT, params=JobParams(imgsz=320)
+    )
+    save_args = {"quality": 100} if fmt == "JPEG" else {"lossless": True} if fmt == "WEBP" else {}
 
-    # WHEN its job tiles it (2048 px tiles), or would not (4000 px: it fits one tile)
-    image = decode_image(data, max_pixels=LIMIT, reduce_to=1280, full_above=full_above)
+    # WHEN decoded for the same job
+    image = decode_image(
+        encoded(Image.fromarray(rgb), fmt, **save_args), max_pixels=LIMIT, params=JobParams(imgsz=320)
+    )
 
-    # THEN tiles get every pixel; an image that fits one tile is reduced as before
-    assert image.pixels.shape == shape
-    assert (image.info.width, image.info.height) == (4000, 3000)
+    # THEN the working frame has the same size and (near enough) the same pixels
+    assert image.pixels.shape == reference.pixels.shape == (960, 1280, 3)
+    difference = np.abs(image.pixels.astype(np.int16) - reference.pixels.astype(np.int16))
+    assert difference.mean() < 1.0 and difference.max() <= 8

@@ -189,9 +189,9 @@ def test_tiled_job_records_its_tiles_and_keeps_original_pixels(
     annotated = s3.get_object(Bucket=BUCKET, Key=returned["annotatedKey"])["Body"].read()
     assert cv2.imdecode(np.frombuffer(annotated, np.uint8), cv2.IMREAD_COLOR).shape == (1000, 2600, 3)
 
-    # AND the same upload without tiles is decoded reduced, as before, and records no tiles
+    # AND the same upload without tiles works at the working size (longer side 1280), no tiles
     untiled = app.lambda_handler(event(maxDetections=40), lambda_context)
     raw = json.loads(s3.get_object(Bucket=BUCKET, Key=untiled["resultKey"])["Body"].read())
     assert "tiles" not in raw and "tileSize" not in raw["params"]
     annotated = s3.get_object(Bucket=BUCKET, Key=untiled["annotatedKey"])["Body"].read()
-    assert cv2.imdecode(np.frombuffer(annotated, np.uint8), cv2.IMREAD_COLOR).shape == (500, 1300, 3)
+    assert cv2.imdecode(np.frombuffer(annotated, np.uint8), cv2.IMREAD_COLOR).shape == (492, 1280, 3)

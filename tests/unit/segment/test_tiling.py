@@ -9,7 +9,7 @@ import pytest
 
 from segjob_core.errors import InvalidParams
 from segjob_core.models import Detection, JobParams, ResultDocument, SegmentRequest
-from segmentation.postprocess import Prediction
+from segmentation.postprocess import Prediction, cap
 from segmentation.runtime import Segmenter
 from segmentation.service import segment_image
 from segmentation.tiling import MAX_TILES, Tile, merge_tiles, tile_grid, tile_starts
@@ -180,6 +180,67 @@ def test_at_most_max_detections_most_confident_first() -> None:
 
     assert merged.confidences.tolist() == pytest.approx([0.9, 0.7, 0.5])
     assert len(merged.polygons) == 3
+
+
+def test_an_object_larger_than_a_tile_is_kept_whole_from_the_whole_image_pass() -> None:
+    # GIVEN an object at frame x 20..170 (wider than a tile): each tile sees only a cut part,
+    # more confidently than the whole-image pass sees it whole
+    left = prediction(([20, 10, 100, 60], 0.9, 2))  # cut at the left tile's right edge
+    right = prediction(([0, 10, 90, 60], 0.85, 2))  # cut at the right tile's left edge
+    whole = prediction(([21, 11, 169, 59], 0.6, 2))
+
+    merged = merge_tiles(TWO_TILES, [left, right], iou=0.7, whole=whole)
+
+    # THEN the whole view is the one detection: the fragments give way to it
+    assert merged.boxes.tolist() == [[21, 11, 169, 59]]
+    assert merged.class_ids.tolist() == [2]
+
+
+def test_a_small_object_seen_by_a_tile_and_the_whole_pass_is_kept_once() -> None:
+    left = prediction(([10, 10, 30, 30], 0.9, 0))
+    whole = prediction(([10.5, 10.5, 30.5, 29.5], 0.5, 0))  # the same object, coarser
+
+    merged = merge_tiles(TWO_TILES, [left, prediction()], iou=0.7, whole=whole)
+
+    assert merged.boxes.tolist() == [[10, 10, 30, 30]] and merged.confidences.tolist() == [pytest.approx(0.9)]
+
+
+def test_the_whole_pass_adds_nothing_where_the_tiles_saw_better() -> None:
+    # GIVEN whole-image detections that fit a tile and hold no partial view: the tiles saw
+    # those places at a higher resolution (and found nothing there)
+    whole = prediction(([10, 10, 60, 60], 0.9, 3), ([120, 20, 170, 80], 0.8, 1))
+
+    merged = merge_tiles(TWO_TILES, [prediction(), prediction()], iou=0.7, whole=whole)
+
+    assert len(merged) == 0
+
+
+def test_a_whole_pass_detection_larger_than_a_tile_is_kept_even_where_tiles_saw_nothing() -> None:
+    whole = prediction(([5, 5, 175, 95], 0.7, 2))  # 170 px wide: no 100 px tile sees it whole
+
+    merged = merge_tiles(TWO_TILES, [prediction(), prediction()], iou=0.7, whole=whole)
+
+    assert merged.boxes.tolist() == [[5, 5, 175, 95]]
+
+
+def test_without_a_limit_everything_merged_is_kept_most_confident_first() -> None:
+    left = prediction(*[([10 * i, 0, 10 * i + 5, 5], c, 0) for i, c in enumerate([0.3, 0.9, 0.5])])
+
+    merged = merge_tiles(TWO_TILES, [left, prediction()], iou=0.7)
+
+    assert merged.confidences.tolist() == pytest.approx([0.9, 0.5, 0.3])
+
+
+def test_cap_keeps_the_most_confident_and_counts_what_it_dropped() -> None:
+    found = prediction(*[([10 * i, 0, 10 * i + 5, 5], c, 0) for i, c in enumerate([0.3, 0.9, 0.5, 0.7])])
+
+    kept, before = cap(found, 2)
+    untouched, nothing = cap(found, 4)
+
+    assert kept.confidences.tolist() == pytest.approx([0.9, 0.7]) and len(kept.polygons) == 2
+    assert kept.boxes.tolist() == [[10, 0, 15, 5], [30, 0, 35, 5]]
+    assert before == 4
+    assert untouched is found and nothing is None
 
 
 def test_no_detections_anywhere() -> None:
