@@ -122,8 +122,10 @@ bench: dev
 cost: setup
 	$(PY) bench/cost.py
 
+# Trains from the committed weights (EPOCHS=20, or HOURS=1), then keeps whichever of the new and
+# the committed weights scores better on the held-out evaluation (training/train.py says which).
 train: dev
-	$(PY) training/train.py --epochs $${EPOCHS:-20}
+	$(PY) training/train.py $(if $(HOURS),--hours $(HOURS),--epochs $${EPOCHS:-20})
 
 eval: dev
 	$(PY) training/evaluate.py

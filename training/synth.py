@@ -5,13 +5,27 @@ and the held-out test set (another seed) can be regenerated bit for bit anywhere
 Labels are in the Ultralytics YOLO-seg format: one line per instance,
 ``class x1 y1 x2 y2 ...`` with polygon coordinates normalised to [0, 1].
 
-    python training/synth.py --out model/data --train 600 --val 100 --test 200
-    python training/synth.py --demo functions/segment/demo_images  # the demo JPEGs
+    python training/synth.py --demo samples  # the demo JPEGs (the simple generator)
+    python training/synth.py --out build/data        # the training recipe's data set (see below)
+
+Two generators live here:
+
+- ``make_image``/``make_scene``: the simple one (gradient backgrounds, mid-sized shapes).
+  It makes the demo images in samples/ and the tests' scenes; it is not what the demo model
+  is trained on any more.
+- ``make_mixed_image``: the training recipe. Shapes on real photographs (scikit-image's
+  data module) and on many generated texture families, about 30% hard negatives (no shape
+  at all), shapes from ~10 px to the whole frame, grayscale, low contrast, blur, noise,
+  JPEG artefacts, mild occlusion. The photos and the texture families are split: the
+  held-out generator (``make_heldout_image``, ``--heldout``) draws only on photos and
+  families that training never sees, at other image sizes, so its scores say how the model
+  does on backgrounds it does not know.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,6 +185,276 @@ def make_mixed_scene(
     return cv2.GaussianBlur(img, (3, 3), 0), instances
 
 
+# --- The training recipe: shapes on photographs and textures, hard negatives ---------------
+
+# scikit-image's bundled sample photographs (skimage.data; license: see the model card).
+# Left out everywhere: the ones that show the four classes or look like them (coins, clock,
+# retina, cell, microaneurysms, phantom: round discs; chessboard, color, logo: squares and
+# drawn shapes) and the tiny or non-photo ones.
+TRAIN_PHOTOS: tuple[str, ...] = (
+    "astronaut",
+    "camera",
+    "chelsea",
+    "grass",
+    "brick",
+    "moon",
+    "ihc",
+    "page",
+    "hubble_deep_field",
+    "text",
+)
+HELDOUT_PHOTOS: tuple[str, ...] = ("coffee", "rocket", "gravel", "motorcycle_left", "motorcycle_right")
+# Generated texture families; the held-out ones are never used for training images.
+TRAIN_FAMILIES: tuple[str, ...] = ("gradient", "octaves", "flat_noise", "stripes", "blobs")
+HELDOUT_FAMILIES: tuple[str, ...] = ("blurred_colour", "plaid", "speckle")
+# Seeds of the recipe's splits (the simple generator's SPLIT_SEEDS are 1 to 4).
+MIXED_SEEDS = {"train": 11, "val": 12, "heldout": 13}
+NEGATIVE_SHARE = 0.3
+RECIPE_VERSION = 1  # bump when the recipe changes: the data sets on disk are rewritten
+TRAIN_IMAGES, VAL_IMAGES, HELDOUT_IMAGES = 1200, 100, 300
+
+
+def load_photo(name: str) -> np.ndarray:
+    """A photo that skimage.data ships, by file name, as BGR uint8 (grey ones as three channels)."""
+    return _photo_cache(name).copy()
+
+
+def _photo_cache(name: str, _cache: dict[str, np.ndarray] = {}) -> np.ndarray:  # noqa: B006 - a cache
+    if name not in _cache:
+        import skimage.data
+
+        folder = Path(skimage.data.__file__).parent
+        path = next(folder.glob(f"{name}.*"), None)  # the files skimage.data ships (no download)
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR) if path else None
+        if img is None:
+            raise FileNotFoundError(f"skimage.data has no photo {name!r} in {folder}")
+        _cache[name] = img
+    return _cache[name]
+
+
+def _photo_background(rng: np.random.Generator, name: str, h: int, w: int) -> np.ndarray:
+    """A random crop of the photo (a quarter to all of it), resized to h x w, maybe flipped."""
+    photo = load_photo(name)
+    ph, pw = photo.shape[:2]
+    scale = rng.uniform(0.4, 1.0)
+    ch = max(16, int(min(ph, pw * h / w) * scale))
+    cw = max(16, min(pw, int(ch * w / h)))
+    y0, x0 = int(rng.integers(0, ph - ch + 1)), int(rng.integers(0, pw - cw + 1))
+    crop = cv2.resize(photo[y0 : y0 + ch, x0 : x0 + cw], (w, h), interpolation=cv2.INTER_AREA)
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    return np.ascontiguousarray(crop)
+
+
+def _smooth_field(rng: np.random.Generator, h: int, w: int, cell: int, channels: int = 3) -> np.ndarray:
+    coarse = rng.normal(0, 1, size=(max(2, h // cell), max(2, w // cell), channels)).astype(np.float32)
+    field = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
+    return field.reshape(h, w, channels)
+
+
+def _texture_background(rng: np.random.Generator, family: str, h: int, w: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = rng.uniform(30, 225, size=3).astype(np.float32)
+    if family == "gradient":
+        return _background(rng, h, w)
+    if family == "octaves":  # multi-scale value noise
+        img = np.zeros((h, w, 3), np.float32) + base
+        for cell, amp in ((64, 40), (24, 25), (8, 15), (3, 8)):
+            img += amp * rng.uniform(0.3, 1.2) * _smooth_field(rng, h, w, cell)
+    elif family == "flat_noise":  # a flat colour with pixel noise of any strength
+        img = base + rng.normal(0, rng.uniform(2, 40), size=(h, w, 3)).astype(np.float32)
+    elif family == "stripes":  # sinusoidal stripes at an angle
+        angle, period = rng.uniform(0, math.pi), rng.uniform(6, 80)
+        wave = np.sin(2 * math.pi * (np.cos(angle) * xx + np.sin(angle) * yy) / period)[..., None]
+        img = base + rng.uniform(15, 70) * wave * rng.uniform(0.3, 1.0, size=3).astype(np.float32)
+    elif family == "blobs":  # soft, heavily blurred colour blobs (no sharp edges)
+        img = np.zeros((h, w, 3), np.float32) + base
+        for _ in range(int(rng.integers(4, 14))):
+            centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+            axes = (int(rng.integers(10, max(11, w // 3))), int(rng.integers(10, max(11, h // 3))))
+            cv2.ellipse(
+                img, centre, axes, float(rng.uniform(0, 180)), 0, 360, rng.uniform(0, 255, 3).tolist(), -1
+            )
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(12, 30))
+    elif family == "blurred_colour":  # held out: coloured noise blurred at any scale
+        img = rng.uniform(0, 255, size=(h, w, 3)).astype(np.float32)
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(2, 12))
+        img = base + (img - img.mean()) * rng.uniform(2, 6)
+    elif family == "plaid":  # held out: two crossing sets of stripes
+        img = np.zeros((h, w, 3), np.float32) + base
+        for angle in (rng.uniform(0, math.pi / 2), rng.uniform(math.pi / 2, math.pi)):
+            period = rng.uniform(10, 60)
+            wave = np.sin(2 * math.pi * (np.cos(angle) * xx + np.sin(angle) * yy) / period)[..., None]
+            img += rng.uniform(10, 45) * wave * rng.uniform(-1, 1, size=3).astype(np.float32)
+    elif family == "speckle":  # held out: a gradient with salt-and-pepper speckle, blurred
+        img = _background(rng, h, w).astype(np.float32)
+        speckle = rng.random((h, w)) < rng.uniform(0.02, 0.2)
+        img[speckle] = rng.uniform(0, 255, size=(int(speckle.sum()), 3))
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.6, 2.0))
+    else:
+        raise ValueError(f"unknown texture family {family!r}")
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _distractor_lines(rng: np.random.Generator, img: np.ndarray) -> None:
+    """Straight and bent line segments: edges that belong to no shape."""
+    h, w = img.shape[:2]
+    for _ in range(int(rng.integers(2, 12))):
+        points = rng.uniform(0, 1, size=(int(rng.integers(2, 4)), 2)) * (w, h)
+        colour = rng.uniform(0, 255, size=3).tolist()
+        cv2.polylines(img, [points.astype(np.int32)], False, colour, int(rng.integers(1, 5)), cv2.LINE_AA)
+
+
+def _mixed_polygon(rng: np.random.Generator, class_id: int, cx: float, cy: float, r: float) -> np.ndarray:
+    """The four classes with more variety of proportions than the simple generator's."""
+    if class_id == 1 and rng.random() < 0.5:  # any clearly triangular triangle
+        t = np.sort(rng.uniform(0, 2 * math.pi, size=3))
+        while np.min(np.diff(np.append(t, t[0] + 2 * math.pi))) < 0.9:
+            t = np.sort(rng.uniform(0, 2 * math.pi, size=3))
+        pts = np.stack([r * np.cos(t), r * np.sin(t)], axis=1)
+        return (pts + np.array([cx, cy])).astype(np.float32)
+    if class_id == 2 and rng.random() < 0.5:  # squares to long bars
+        rot, aspect = rng.uniform(0, math.pi), rng.uniform(0.3, 1.0)
+        hw, hh = r * 0.85, r * 0.85 * aspect
+        pts = np.array([[-hw, -hh], [hw, -hh], [hw, hh], [-hw, hh]])
+        c, s = math.cos(rot), math.sin(rot)
+        return (pts @ np.array([[c, s], [-s, c]]) + np.array([cx, cy])).astype(np.float32)
+    if class_id == 0 and rng.random() < 0.3:  # ellipses
+        ax, rot = r * rng.uniform(0.6, 0.85), rng.uniform(0, math.pi)
+        t = np.linspace(0, 2 * math.pi, 64, endpoint=False)
+        pts = np.stack([ax * np.cos(t), r * np.sin(t)], axis=1)
+        c, s = math.cos(rot), math.sin(rot)
+        return (pts @ np.array([[c, s], [-s, c]]) + np.array([cx, cy])).astype(np.float32)
+    return _shape_polygon(rng, class_id, cx, cy, r)
+
+
+def _fill(rng: np.random.Generator, region: np.ndarray, low_contrast: bool) -> np.ndarray:
+    """Pixels for a shape over `region` (its background pixels): a colour that stands out
+    (or barely, when low_contrast), flat or shaded, with some noise."""
+    bg = region.reshape(-1, 3).mean(axis=0)
+    if low_contrast:
+        colour = np.clip(bg + rng.choice([-1, 1], size=3) * rng.uniform(12, 30, size=3), 0, 255)
+    else:
+        colour = _contrasting_colour(rng, bg)
+    pixels = np.zeros(region.shape, np.float32) + colour
+    if rng.random() < 0.25 and region.shape[0] > 4:  # a shading gradient across the shape
+        ramp = np.linspace(-1, 1, region.shape[0], dtype=np.float32)[:, None, None]
+        pixels = pixels + ramp * rng.uniform(10, 40)
+    pixels = pixels + rng.normal(0, rng.uniform(1, 10), size=region.shape)
+    return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+def _visible_instances(owner: np.ndarray, drawn: list[int], min_area: float) -> list[Instance]:
+    instances: list[Instance] = []
+    for k, class_id in enumerate(drawn):
+        visible = (owner == k).astype(np.uint8)
+        contours, _ = cv2.findContours(visible, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        if not contours:
+            continue
+        largest = max(contours, key=cv2.contourArea)
+        if cv2.contourArea(largest) < min_area:
+            continue
+        approx = cv2.approxPolyDP(largest, 0.7, True).reshape(-1, 2).astype(np.float32)
+        if len(approx) >= 3:
+            instances.append(Instance(class_id, approx))
+    return instances
+
+
+def make_mixed_image(
+    seed: int,
+    index: int,
+    *,
+    photos: tuple[str, ...] = TRAIN_PHOTOS,
+    families: tuple[str, ...] = TRAIN_FAMILIES,
+    side: tuple[int, int] = (256, 641),
+    negatives: float = NEGATIVE_SHARE,
+) -> tuple[np.ndarray, list[Instance]]:
+    """Image ``index`` of the recipe's set with ``seed`` (a pure function of both)."""
+    rng = np.random.default_rng([seed, index, 7])
+    h, w = int(rng.integers(*side)), int(rng.integers(*side))
+    if rng.random() < 0.45:
+        img = _photo_background(rng, str(rng.choice(photos)), h, w)
+    else:
+        img = _texture_background(rng, str(rng.choice(families)), h, w)
+    if rng.random() < 0.25:
+        _distractor_lines(rng, img)
+    owner = np.full((h, w), -1, dtype=np.int32)
+    drawn: list[int] = []
+    shown: list[int] = []  # pixels each drawn shape still shows
+    if rng.random() >= negatives:
+        short = min(h, w)
+        large = rng.random() < 0.15  # one or two shapes that fill much of the frame
+        count = int(rng.integers(1, 3)) if large else int(rng.integers(1, 8))
+        for _ in range(count * 4):
+            if len(drawn) == count:
+                break
+            class_id = int(rng.integers(0, len(CLASS_NAMES)))
+            if large:
+                r = float(rng.uniform(0.25, 0.5) * short)
+            else:  # log-uniform from ~10 px across to about half the frame
+                r = float(math.exp(rng.uniform(math.log(5.0), math.log(0.25 * short))))
+            margin = r * (0.7 if rng.random() < 0.1 else 1.0)  # a few cut by the border
+            if w - 2 * margin <= 0 or h - 2 * margin <= 0:
+                continue
+            cx, cy = rng.uniform(margin, w - margin), rng.uniform(margin, h - margin)
+            poly = _mixed_polygon(rng, class_id, cx, cy, r)
+            # Draw in the shape's window only (not the whole frame): this runs thousands of times.
+            x0, y0 = max(0, int(poly[:, 0].min())), max(0, int(poly[:, 1].min()))
+            x1, y1 = min(w, int(poly[:, 0].max()) + 2), min(h, int(poly[:, 1].max()) + 2)
+            mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+            cv2.fillPoly(mask, [np.round(poly - (x0, y0)).astype(np.int32)], 1)
+            inside = mask.astype(bool)
+            if inside.sum() < 30:
+                continue
+            window = owner[y0:y1, x0:x1]
+            # Mild occlusion: at most 15% of the new shape over earlier ones, and no earlier
+            # shape loses more than 20% of what it still shows.
+            covered = np.bincount(window[inside] + 1, minlength=len(drawn) + 1)[1:]
+            if covered.sum() > 0.15 * inside.sum() or np.any(covered > 0.2 * np.array(shown)):
+                continue
+            low_contrast = r > 12 and rng.random() < 0.15
+            pixels = img[y0:y1, x0:x1]
+            pixels[inside] = _fill(rng, pixels[inside][:, None, :], low_contrast)[:, 0, :]
+            window[inside] = len(drawn)
+            shown = [a - c for a, c in zip(shown, covered.tolist(), strict=True)] + [int(inside.sum())]
+            drawn.append(class_id)
+    img = _degrade(rng, img)
+    return img, _visible_instances(owner, drawn, min_area=25)
+
+
+def _degrade(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    """What photos of real scenes do to shapes: blur, noise, grey, low contrast, JPEG."""
+    if rng.random() < 0.3:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 2.0))
+    else:
+        img = cv2.GaussianBlur(img, (3, 3), 0)
+    if rng.random() < 0.25:
+        noisy = img.astype(np.float32) + rng.normal(0, rng.uniform(2, 15), size=img.shape)
+        img = np.clip(noisy, 0, 255).astype(np.uint8)
+    if rng.random() < 0.15:
+        img = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    if rng.random() < 0.1:
+        mean = img.reshape(-1, 3).mean(axis=0)
+        img = np.clip(mean + (img.astype(np.float32) - mean) * rng.uniform(0.35, 0.7), 0, 255).astype(
+            np.uint8
+        )
+    quality = int(rng.integers(40, 96))
+    return cv2.imdecode(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_COLOR)
+
+
+def make_heldout_image(index: int) -> tuple[np.ndarray, list[Instance]]:
+    """Image ``index`` of the held-out set: photos and texture families that training never
+    uses, image sides of 320 to 800 px, 10% without shapes."""
+    return make_mixed_image(
+        MIXED_SEEDS["heldout"],
+        index,
+        photos=HELDOUT_PHOTOS,
+        families=HELDOUT_FAMILIES,
+        side=(320, 801),
+        negatives=0.1,
+    )
+
+
 def label_lines(instances: list[Instance], h: int, w: int) -> list[str]:
     lines = []
     for inst in instances:
@@ -180,24 +464,51 @@ def label_lines(instances: list[Instance], h: int, w: int) -> list[str]:
     return lines
 
 
-def write_split(root: Path, split: str, n: int) -> None:
-    images, labels = root / "images" / split, root / "labels" / split
-    images.mkdir(parents=True, exist_ok=True)
-    labels.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        img, instances = make_image(SPLIT_SEEDS[split], i)
-        h, w = img.shape[:2]
-        cv2.imwrite(str(images / f"{i:05d}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 92])
-        (labels / f"{i:05d}.txt").write_text("\n".join(label_lines(instances, h, w)) + "\n")
+def _write_one(root: Path, split: str, i: int) -> None:
+    label = root / "labels" / split / f"{i:05d}.txt"
+    if label.exists():  # written after its image: both are complete (each a pure function of i)
+        return
+    img, instances = make_heldout_image(i) if split == "heldout" else make_mixed_image(MIXED_SEEDS[split], i)
+    h, w = img.shape[:2]
+    cv2.imwrite(str(root / "images" / split / f"{i:05d}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    label.write_text("".join(line + "\n" for line in label_lines(instances, h, w)))
 
 
-def write_dataset(root: Path, train: int, val: int, test: int) -> Path:
-    for split, n in (("train", train), ("val", val), ("test", test)):
-        write_split(root, split, n)
+def write_split(root: Path, split: str, n: int, jobs: int = 1) -> None:
+    """``n`` images of the recipe's ``split`` (train, val or heldout) with their labels,
+    unless they are there already (a marker records the count and the recipe version; an
+    interrupted split is completed)."""
+    marker = root / f"{split}.json"
+    recipe = {"images": n, "seed": MIXED_SEEDS[split], "version": RECIPE_VERSION}
+    if marker.exists() and json.loads(marker.read_text()) == recipe:
+        return
+    for folder in ("images", "labels"):
+        (root / folder / split).mkdir(parents=True, exist_ok=True)
+    if marker.exists():  # another recipe version or size: start again
+        for old in (root / "labels" / split).glob("*.txt"):
+            old.unlink()
+    if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+        from functools import partial
+
+        with ProcessPoolExecutor(jobs) as pool:
+            list(pool.map(partial(_write_one, root, split), range(n), chunksize=8))
+    else:
+        for i in range(n):
+            _write_one(root, split, i)
+    marker.write_text(json.dumps(recipe) + "\n")
+
+
+def write_dataset(root: Path, train: int, val: int, heldout: int, jobs: int = 1) -> Path:
+    """The recipe's data set under ``root`` (each split written once) and its data.yaml,
+    whose test split is the held-out set. ``heldout=0`` leaves that split for later."""
+    for split, n in (("train", train), ("val", val), ("heldout", heldout)):
+        if n:
+            write_split(root, split, n, jobs)
     names = "\n".join(f"  {i}: {name}" for i, name in enumerate(CLASS_NAMES))
     data_yaml = root / "data.yaml"
     data_yaml.write_text(
-        f"path: {root.resolve()}\ntrain: images/train\nval: images/val\ntest: images/test\nnames:\n{names}\n"
+        f"path: {root.resolve()}\ntrain: images/train\nval: images/val\ntest: images/heldout\nnames:\n{names}\n"
     )
     return data_yaml
 
@@ -214,16 +525,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--out", type=Path, default=Path("model/data"))
-    parser.add_argument("--train", type=int, default=600)
-    parser.add_argument("--val", type=int, default=100)
-    parser.add_argument("--test", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=Path("build/data"))
+    parser.add_argument("--train", type=int, default=TRAIN_IMAGES)
+    parser.add_argument("--val", type=int, default=VAL_IMAGES)
+    parser.add_argument("--heldout", type=int, default=HELDOUT_IMAGES)
+    parser.add_argument("--jobs", type=int, default=1, help="processes that draw images")
     parser.add_argument("--demo", type=Path, help="write the demo images to this folder instead")
     args = parser.parse_args()
     if args.demo:
         write_demo_images(args.demo)
     else:
-        print(write_dataset(args.out, args.train, args.val, args.test))
+        print(write_dataset(args.out, args.train, args.val, args.heldout, args.jobs))
 
 
 if __name__ == "__main__":

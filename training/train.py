@@ -1,12 +1,27 @@
-"""Train (or continue training) the demo shapes model: YOLOv8n-seg from scratch, on CPU.
+"""Train (or continue training) the demo shapes model: YOLOv8n-seg on CPU, then keep it only
+if it is at least as good as the committed one.
 
-A run may span sessions: every run starts from the weights-only checkpoint committed at
-``--weights`` when it exists (or from the architecture yaml the first time), trains
-``--epochs`` more epochs, strips the optimizer state and writes the new weights back, with
-the cumulative history in ``training_log.json`` beside them.
+The data is training/synth.py's recipe (shapes on photographs and textures, hard negatives),
+written once under build/data. A run starts from the committed weights (``--weights``), or
+from another checkpoint (``--start``, e.g. the weights-only checkpoint a previous session
+committed under training/checkpoints/), or from the architecture yaml (``--scratch``), and
+trains ``--epochs`` epochs (or for ``--hours``). Run output goes to build/runs/ (outside git).
 
-    python training/train.py --epochs 20            # continue from the committed weights
-    python training/train.py --epochs 20 --scratch  # start again from the yaml
+Then the run's best.pt and the committed weights are both evaluated on the held-out set
+(training/evaluate.py) and the new weights replace the committed ones only when they are
+not worse on either criterion:
+
+    held-out mask mAP50 (class-aware)  new >= committed, and
+    false positives per shape-free photo at the default conf  new <= committed.
+
+The script prints which it kept; ``--adopt`` replaces the weights without the comparison.
+Whatever is kept, the run's last weights (optimizer state stripped, fp16) are written to
+``--checkpoint`` so that another session can go on from there: ``--start`` that file.
+
+    python training/train.py --epochs 20                 # from the committed weights
+    python training/train.py --hours 1 --start training/checkpoints/shapes-seg-last.pt
+    python training/train.py --epochs 20 --scratch       # again from yolov8n-seg.yaml
+    python training/train.py --candidate build/runs/shapes/weights/best.pt  # compare only
 """
 
 from __future__ import annotations
@@ -16,47 +31,95 @@ import json
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WEIGHTS = ROOT / "functions" / "segment" / "model" / "shapes-seg.pt"
-DEFAULT_DATA = ROOT / "model" / "data"
+DEFAULT_DATA = ROOT / "build" / "data"
+DEFAULT_CHECKPOINT = ROOT / "training" / "checkpoints" / "shapes-seg-last.pt"
+RUNS = ROOT / "build" / "runs"
 
 # Ultralytics writes settings and may try to fetch fonts; keep it offline and out of $HOME.
 os.environ.setdefault("YOLO_CONFIG_DIR", str(ROOT / "build" / "ultralytics"))
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+@dataclass(frozen=True)
+class Decision:
+    adopt: bool
+    reason: str
+
+
+def decide(new: dict[str, Any], committed: dict[str, Any] | None) -> Decision:
+    """Whether the new weights replace the committed ones: only when they are not worse on
+    either criterion (held-out mask mAP50 up or equal, false positives per shape-free photo
+    down or equal). With no committed evaluation (no committed weights) the new ones win."""
+    if committed is None:
+        return Decision(True, "no committed weights to compare with")
+    worse = []
+    if new["mask_map50"] < committed["mask_map50"]:
+        worse.append(f"held-out mask mAP50 {new['mask_map50']:.3f} < {committed['mask_map50']:.3f}")
+    if new["fp_per_negative_image"] > committed["fp_per_negative_image"]:
+        worse.append(
+            f"false positives per shape-free photo {new['fp_per_negative_image']:.2f} "
+            f"> {committed['fp_per_negative_image']:.2f}"
+        )
+    if worse:
+        return Decision(False, "; ".join(worse))
+    return Decision(
+        True,
+        f"held-out mask mAP50 {new['mask_map50']:.3f} >= {committed['mask_map50']:.3f} and false positives "
+        f"per shape-free photo {new['fp_per_negative_image']:.2f} <= {committed['fp_per_negative_image']:.2f}",
     )
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--imgsz", type=int, default=320)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--train-images", type=int, default=600)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
-    parser.add_argument("--scratch", action="store_true", help="ignore existing weights, start from the yaml")
-    parser.add_argument(
-        "--lr0", type=float, default=None, help="initial learning rate (default: Ultralytics')"
-    )
-    args = parser.parse_args()
 
-    from synth import write_dataset
 
-    data_yaml = args.data / "data.yaml"
-    if not data_yaml.exists():
-        write_dataset(args.data, train=args.train_images, val=100, test=200)
+def strip_to(source: Path, target: Path) -> Path:
+    """Copy a training checkpoint without its optimizer state (fp16 weights, a few MB)."""
+    from ultralytics.utils.torch_utils import strip_optimizer
 
+    target.parent.mkdir(parents=True, exist_ok=True)
+    strip_optimizer(str(source), str(target))
+    return target
+
+
+def write_checkpoint(last: Path, checkpoint: Path, record: dict[str, Any]) -> Path:
+    """The run's last weights for the next session, and beside them the run's record with its
+    per-epoch validation figures (Ultralytics' results.csv)."""
+    import csv
+
+    strip_to(last, checkpoint)
+    results = last.parent.parent / "results.csv"
+    epochs = [
+        {key.strip(): float(value) for key, value in row.items()}
+        for row in (csv.DictReader(results.open()) if results.exists() else [])
+    ]
+    checkpoint.with_suffix(".json").write_text(json.dumps({"run": record, "epochs": epochs}, indent=2) + "\n")
+    return checkpoint
+
+
+def train(args: argparse.Namespace) -> tuple[Path, Path, dict[str, Any]]:
+    """One Ultralytics run; returns its best.pt, its last.pt and the run's log record."""
+    from synth import TRAIN_IMAGES, VAL_IMAGES, write_dataset
     from ultralytics import YOLO
 
-    resume_from = None if args.scratch or not args.weights.exists() else args.weights
-    model = YOLO(str(resume_from) if resume_from else "yolov8n-seg.yaml")
+    if args.data.resolve() == DEFAULT_DATA.resolve():  # the demo recipe, written once
+        data_yaml = write_dataset(args.data, train=TRAIN_IMAGES, val=VAL_IMAGES, heldout=0)
+    else:  # your own data set in the Ultralytics layout
+        data_yaml = args.data / "data.yaml"
+    resume = RUNS / args.name / "weights" / "last.pt"
+    if args.resume:  # an interrupted run on this machine, with its optimizer state
+        model = YOLO(str(resume))
+        start = f"resume of {resume.relative_to(ROOT)}"
+    elif args.scratch or not (args.start or args.weights).exists():
+        model, start = YOLO("yolov8n-seg.yaml"), "yolov8n-seg.yaml"
+    else:
+        source = args.start or args.weights
+        model, start = YOLO(str(source)), str(source.resolve().relative_to(ROOT))
     started = time.monotonic()
-    extra = {"lr0": args.lr0} if args.lr0 else {}
+    budget = {"time": args.hours} if args.hours else {}
     model.train(
         data=str(data_yaml),
         epochs=args.epochs,
@@ -64,49 +127,122 @@ def main() -> None:
         batch=args.batch,
         workers=args.workers,
         device="cpu",
-        project=str(ROOT / "runs"),
-        name="shapes",
+        project=str(RUNS),
+        name=args.name,
         exist_ok=True,
+        resume=args.resume,
         plots=False,
         amp=False,
         seed=0,
         patience=1000,
-        # Light augmentation: the shapes are the task, not the photometric noise.
-        hsv_h=0.01,
-        hsv_s=0.3,
-        hsv_v=0.2,
+        cache="ram",
+        warmup_epochs=0.5 if start != "yolov8n-seg.yaml" else 3.0,
+        # The recipe already varies size, colour, blur and contrast; augmentation adds
+        # scale and flips, and mosaic now and then (it shrinks shapes).
+        hsv_h=0.015,
+        hsv_s=0.5,
+        hsv_v=0.3,
         degrees=0.0,
-        scale=0.3,
+        scale=0.5,
         translate=0.1,
         fliplr=0.5,
-        mosaic=1.0,
-        close_mosaic=max(1, args.epochs // 4),
+        flipud=0.5,
+        mosaic=0.3,
+        close_mosaic=1,
         verbose=False,
-        **extra,
+        **budget,
     )
     elapsed = time.monotonic() - started
-    best = Path(model.trainer.best)  # stripped of optimizer state by Ultralytics at the end
-    args.weights.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(best, args.weights)
+    weights_dir = Path(model.trainer.save_dir) / "weights"
+    record = {
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "from": start,
+        "epochs": int(model.trainer.epoch) + 1,
+        "imgsz": args.imgsz,
+        "batch": args.batch,
+        "train_images": TRAIN_IMAGES if args.data.resolve() == DEFAULT_DATA.resolve() else None,
+        "data": "synth.make_mixed_image" if args.data.resolve() == DEFAULT_DATA.resolve() else str(args.data),
+        "seconds": round(elapsed),
+        "cpu_count": os.cpu_count(),
+    }
+    return weights_dir / "best.pt", weights_dir / "last.pt", record
 
-    log_path = args.weights.with_name("training_log.json")
-    history = json.loads(log_path.read_text()) if log_path.exists() and resume_from else {"runs": []}
-    history["runs"].append(
-        {
-            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-            "from": "weights" if resume_from else "yolov8n-seg.yaml",
-            "epochs": args.epochs,
-            "imgsz": args.imgsz,
-            "batch": args.batch,
-            "train_images": args.train_images,
-            "seconds": round(elapsed),
-            "cpu_count": os.cpu_count(),
-        }
-    )
+
+def append_log(weights: Path, record: dict[str, Any]) -> None:
+    """Add the run to training_log.json beside the weights (the history of the kept model)."""
+    log_path = weights.with_name("training_log.json")
+    history = json.loads(log_path.read_text()) if log_path.exists() else {"runs": []}
+    history["runs"].append(record)
     history["total_epochs"] = sum(r["epochs"] for r in history["runs"])
     history["total_seconds"] = sum(r["seconds"] for r in history["runs"])
     log_path.write_text(json.dumps(history, indent=2) + "\n")
-    print(f"wrote {args.weights} ({args.weights.stat().st_size / 1e6:.1f} MB) after {elapsed / 60:.1f} min")
+
+
+def compare_and_keep(candidate: Path, weights: Path, *, adopt: bool) -> Decision:
+    """Evaluate both, replace ``weights`` by ``candidate`` when it wins (or ``adopt``)."""
+    from evaluate import evaluate_weights, recorded_evaluation
+
+    new = evaluate_weights(candidate)
+    # The committed eval.json when it is of the committed weights on this held-out set.
+    committed = (recorded_evaluation(weights) or evaluate_weights(weights)) if weights.exists() else None
+    decision = Decision(True, "--adopt") if adopt else decide(new, committed)
+    for label, result in (("new", new), ("committed", committed)):
+        if result:
+            print(
+                f"{label:>9}: held-out mask mAP50 {result['mask_map50']:.3f}, "
+                f"false positives per shape-free photo {result['fp_per_negative_image']:.2f}"
+            )
+    if decision.adopt:
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(candidate, weights)
+        new["weights"] = weights.name
+        weights.with_name("eval.json").write_text(json.dumps(new, indent=2) + "\n")
+        print(f"kept the NEW weights ({decision.reason}): wrote {weights} and its eval.json")
+        print("next: `make model` (the ONNX export) and `python training/evaluate.py --card-only` (the card)")
+    else:
+        print(f"kept the COMMITTED weights ({decision.reason}); the new ones stay at {candidate}")
+    return decision
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--hours", type=float, default=None, help="train for this long instead of --epochs")
+    parser.add_argument("--imgsz", type=int, default=320)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--name", default="shapes", help="run folder under build/runs/")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help="the committed weights")
+    parser.add_argument("--start", type=Path, default=None, help="start from this .pt instead of --weights")
+    parser.add_argument("--scratch", action="store_true", help="start from yolov8n-seg.yaml")
+    parser.add_argument("--resume", action="store_true", help="resume build/runs/<name> (same machine)")
+    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--adopt", action="store_true", help="keep the new weights without comparing")
+    parser.add_argument("--candidate", type=Path, help="do not train: compare this .pt with --weights")
+    parser.add_argument("--no-compare", action="store_true", help="train only; leave --weights alone")
+    args = parser.parse_args()
+
+    if args.candidate:
+        run_record = args.candidate.with_name("run.json")  # written by a --no-compare run
+        if compare_and_keep(args.candidate, args.weights, adopt=args.adopt).adopt and run_record.exists():
+            append_log(args.weights, json.loads(run_record.read_text()))
+        return
+    best, last, record = train(args)
+    print(f"trained {record['epochs']} epochs in {record['seconds'] / 60:.1f} min: {best}")
+    print(f"checkpoint for the next session: {write_checkpoint(last, args.checkpoint, record)}")
+    record_path = best.with_name("run.json")
+    record_path.write_text(json.dumps(record, indent=2) + "\n")
+    if args.no_compare:
+        return
+    if args.data.resolve() != DEFAULT_DATA.resolve():  # no held-out evaluation of your data here
+        shutil.copyfile(best, args.weights)
+        append_log(args.weights, record)
+        print(f"wrote {args.weights}")
+    elif compare_and_keep(best, args.weights, adopt=args.adopt).adopt:
+        append_log(args.weights, record)
 
 
 if __name__ == "__main__":

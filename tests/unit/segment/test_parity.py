@@ -24,7 +24,7 @@ from .conftest import DEMO_CHECKPOINT, DEMO_MODEL, ROOT
 
 pytestmark = pytest.mark.slow
 
-HELD_OUT_IMAGES = 200  # training/synth.py's test split, as `make eval` uses it
+HELD_OUT_IMAGES = 200  # the simple generator's test images (synth.make_image, seed 3)
 VAL = JobParams(conf=0.001, iou=0.7, max_detections=300, annotate=False)  # Ultralytics' val settings
 
 
