@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import requests
 from pycocotools.coco import COCO
+from synth import make_image  # training/ is on the test path (pyproject)
 
 from segjob.client import batch_finished
 from segjob_core import keys
@@ -19,7 +20,6 @@ from segjob_core.batches import BatchFile, BatchStatus, ManifestLine
 from segjob_core.models import EventType, JobStatus, ResultDocument
 from tests.conftest import BATCH_SOURCE_BUCKET
 from tests.support.local_mode import gated_segment, wait_for
-from training.synth import make_image
 
 pytestmark = pytest.mark.integration
 
