@@ -47,6 +47,11 @@ COMMON_PATH_BRANCHES = {
     "HasWebhook": "Notify",
 }
 
+# The batch flow's states on its common path (a batch with a webhook delivered at once).
+BATCH_COMMON_PATH = (
+    "BatchSettings", "RunItems", "FinalizeBatch", "HasWebhook", "Notify", "RecordWebhookDelivered", "Done",
+)  # fmt: skip
+
 ASSUMPTIONS: dict[str, Any] = {
     # milliseconds the segment function spends on S3 (GET the upload, PUT two results) on
     # Lambda, beyond the bench's in-memory store: not measurable without an AWS account
@@ -82,6 +87,12 @@ ASSUMPTIONS: dict[str, Any] = {
     # default rule: 1 request a second, then 5%)
     "traces_per_job": 3,
     "trace_sampled_share": 0.05,
+    # batches (statemachine/batch.asl.json): an item's Express child besides Segment (3
+    # DynamoDB writes: start, result; no webhook); the batch function's time per item (reads
+    # result.json 16 at a time, writes the manifest and COCO); images per batch
+    "batch_item_other_ms": 100,
+    "batch_finalize_ms_per_item": 5,
+    "batch_items": 1000,
 }
 
 
@@ -269,6 +280,49 @@ def line_items(
     return lines
 
 
+def batch_lines(stack: Stack, prices: dict[str, Any], measured: dict[str, Any], memory_mb: int) -> list[Line]:
+    """Orchestration per 1,000 images run as batches: an Express child execution per item
+    (Distributed Map, ExecutionType EXPRESS), the parent's Standard transitions and the batch
+    function once per batch. A batch's files are uploaded outside uploads/: their S3 events
+    start no job flow."""
+    a = ASSUMPTIONS
+    seg_ms = segment_ms(measured, memory_mb)[0] + a["segment_s3_ms"]
+    per_batch = 1000.0 / a["batch_items"]
+    parent = json.loads(stack.state_machines()["BatchStateMachine"].definition)
+    transitions = len([name for name in BATCH_COMMON_PATH if name in parent["States"]])
+    billing = prices["sfn_express_billing_ms"]
+
+    def express(ms: float) -> float:
+        billed_s = math.ceil(ms / billing) * billing / 1000
+        return (
+            prices["sfn_express_request"]
+            + billed_s * prices["sfn_express_memory_gb"] * prices["sfn_express_gb_second"]
+        )
+
+    batch_mb = stack.functions()["BatchFunction"].memory_size
+    finalize_ms = a["batch_finalize_ms_per_item"] * a["batch_items"]
+    return [
+        Line(
+            "Step Functions",
+            "Express child per item (Distributed Map)",
+            1000 * express(seg_ms + a["batch_item_other_ms"]),
+            True,
+        ),
+        Line(
+            "Step Functions",
+            f"parent, {transitions} Standard transitions per batch",
+            per_batch * transitions * prices["sfn_standard_transition"],
+            True,
+        ),
+        Line(
+            "Lambda",
+            f"batch function ({batch_mb} MB, {finalize_ms / 1000:.0f} s per batch)",
+            per_batch * lambda_cost(prices, batch_mb, finalize_ms),
+            True,
+        ),
+    ]
+
+
 def sagemaker_line(prices: dict[str, Any], measured: dict[str, Any], images_per_day: int) -> dict[str, float]:
     """SageMaker Asynchronous Inference on its smallest CPU instance, serving the same images:
     per 1,000 images at full use and at ``images_per_day`` (one instance kept up), idle/month."""
@@ -330,6 +384,21 @@ def report(stack: Stack, prices: dict[str, Any], measured: dict[str, Any], image
             f"| {label} | {ms:.0f}{'' if was_measured else '*'} | {money(segment)} | {money(rows['EXPRESS'][0])} | "
             f"{rows['EXPRESS'][1] / rows['EXPRESS'][0]:.0%} | {money(rows['STANDARD'][0])} | {rows['STANDARD'][1] / rows['STANDARD'][0]:.0%} |"
         )
+    batch = batch_lines(stack, prices, measured, default_mb)
+    single = sum(line.per_1000 for line in lines if line.orchestration) + next(
+        line.per_1000 for line in lines if line.item.startswith("notify")
+    )
+    out += [
+        "",
+        f"Batches of {ASSUMPTIONS['batch_items']:,} images (POST /batches): the same segment and storage lines; "
+        "orchestration per 1,000 images:",
+        "",
+        "| service | item | per 1,000 images |",
+        "|---|---|---|",
+        *(f"| {line.service} | {line.item} | {money(line.per_1000)} |" for line in batch),
+        f"| **batch orchestration** | | **{money(sum(line.per_1000 for line in batch))}** (single jobs: "
+        f"{money(single)} with their webhooks) |",
+    ]
     sm = sagemaker_line(prices, measured, images_per_day)
     out += [
         "",

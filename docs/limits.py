@@ -98,6 +98,7 @@ def _param_rows(openapi: Mapping[str, Any]) -> Iterator[Row]:
         "imgsz": f"the model's training size (demo model: {_demo_model_imgsz()}; {imgsz_default} if the checkpoint records none)",
         "classes": "all classes",
         "tileSize": "no tiling",
+        "outputs": "none (result.json and annotated.jpg only)",
     }
     # in the model's order (the schema's is alphabetical), then any the model does not name
     names = [field.alias or name for name, field in JobParams.model_fields.items()]
@@ -107,7 +108,12 @@ def _param_rows(openapi: Mapping[str, Any]) -> Iterator[Row]:
         limits = _range(schema)
         if schema.get("type") == "array":
             item = schema.get("items", {})
-            limits = f"up to {schema['maxItems']} ids of {_range(item)}"
+            values = _schema(item).get("enum")
+            limits = (
+                f"any of {', '.join(values)}"
+                if values
+                else f"up to {schema['maxItems']} ids of {_range(item)}"
+            )
         if name == "tileSize":
             limits += f"; at most {max_tiles} tiles per image"
         yield f"`params.{name}`", default, limits or "true / false", "per job"
@@ -145,6 +151,13 @@ def _request_rows(openapi: Mapping[str, Any]) -> Iterator[Row]:
     )
     listing = next(p for p in openapi["paths"]["/jobs"]["get"]["parameters"] if p["name"] == "limit")
     yield "`GET /jobs?limit=`", str(listing["schema"]["default"]), _range(listing["schema"]), "per request"
+    files = _schema(openapi["components"]["schemas"]["CreateBatchRequest"]["properties"]["files"])
+    yield (
+        "batch items (`files`, or a `source` prefix or manifest)",
+        "none",
+        f"1{DASH}{files['maxItems']}",
+        "per batch",
+    )
 
 
 def _deployment_rows(template: Mapping[str, Any]) -> Iterator[Row]:
@@ -181,6 +194,12 @@ def _deployment_rows(template: Mapping[str, Any]) -> Iterator[Row]:
     yield parameter("SegmentMemorySize", lambda v: f"{v} MB", "vCPUs scale with memory (10240 MB = 6)")
     yield parameter(
         "ResultRetentionDays", lambda v: f"{v} day{'s' if v != 1 else ''}", "uploads, results and job records"
+    )
+    yield parameter("BatchMaxConcurrency", str, "images of one batch segmented at once")
+    yield parameter(
+        "BatchToleratedFailurePercentage",
+        lambda v: f"{v} %",
+        "item executions that could not record a result",
     )
     route = template["Resources"]["JobsApi"]["Properties"]["DefaultRouteSettings"]
     yield (
@@ -223,7 +242,7 @@ def _webhook_rows(template: Mapping[str, Any]) -> Iterator[Row]:
 def _notify_retries() -> list[dict[str, Any]]:
     """The Retry entries of the tasks that invoke the notify function, for delivery failures."""
     found = []
-    for path in sorted((ROOT / "statemachine").glob("*.asl.json")):
+    for path in sorted((ROOT / "statemachine").glob("job.asl.json")):  # a job's webhook (not batch.completed)
         for state in _states(json.loads(path.read_text(encoding="utf-8"))):
             if state.get("Parameters", {}).get("FunctionName") != NOTIFY_TASK_FUNCTION:
                 continue

@@ -9,6 +9,10 @@ restores; ``apply()`` is idempotent.
   The patch maps them to and from the API's member names, as AWS does.
 - S3 event notifications with versioning on carry the object's ``versionId`` (AWS) and
   moto leaves it out; the flow reads the version its upload event names.
+- Distributed Map ``ProcessorConfig.ExecutionType: EXPRESS`` (the batch flow's item
+  processor): moto's ASL grammar accepts only ``STANDARD`` and refuses the definition.
+  moto runs every child of a map in threads of the parent's execution whatever the type, so
+  the patch reads ``EXPRESS`` as ``STANDARD`` (docs/architecture.md, "Batches in local mode").
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ def apply() -> None:
         return
     _patch_sfn_integration()
     _patch_s3_event_version()
+    _patch_express_item_processor()
     _applied = True
 
 
@@ -92,3 +97,35 @@ def _patch_s3_event_version() -> None:
         return event
 
     notifications._get_s3_event = s3_event
+
+
+def _express_as_standard(node: Any) -> None:
+    if isinstance(node, dict):
+        config = node.get("ProcessorConfig")
+        if isinstance(config, dict) and config.get("ExecutionType") == "EXPRESS":
+            config["ExecutionType"] = "STANDARD"
+        for value in node.values():
+            _express_as_standard(value)
+    elif isinstance(node, list):
+        for value in node:
+            _express_as_standard(value)
+
+
+def _patch_express_item_processor() -> None:
+    import json  # noqa: PLC0415
+
+    from moto.stepfunctions.parser.asl.parse import asl_parser  # noqa: PLC0415
+
+    moto_parse = asl_parser.AmazonStateLanguageParser.parse
+
+    def parse(definition: str) -> Any:
+        if '"EXPRESS"' in definition:
+            try:
+                document = json.loads(definition)
+            except ValueError:
+                return moto_parse(definition)  # moto names the syntax error
+            _express_as_standard(document)
+            definition = json.dumps(document)
+        return moto_parse(definition)
+
+    asl_parser.AmazonStateLanguageParser.parse = staticmethod(parse)  # type: ignore[method-assign]

@@ -445,6 +445,9 @@ class Stack:
         if name in pseudo:
             return pseudo[name]
         if name in self.parameters:
+            spec = self.template.get("Parameters", {}).get(name, {})
+            if spec.get("Type") == "CommaDelimitedList":  # a list, as CloudFormation gives it
+                return self.parameters[name].split(",")
             return self.parameters[name]
         return self.ref(name)
 

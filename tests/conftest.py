@@ -15,6 +15,8 @@ from local.runtime import LocalRuntime
 from segjob import Client
 from segjob.webhooks import WebhookReceiver
 
+BATCH_SOURCE_BUCKET = "segjob-test-batch-sources"
+
 
 @pytest.fixture(scope="session")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
@@ -24,10 +26,10 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
     is in the ``runtime.log_dir`` of a failing test's locals).
     """
     state_dir = Path(os.environ.get("LOCAL_STATE_DIR") or tmp_path_factory.mktemp("local-state"))
-    # A small upload limit keeps the over-the-limit test quick (the default is 50 MB).
-    with LocalRuntime(
-        state_dir=state_dir, parameter_overrides={"MaxUploadBytes": str(2 * 1024 * 1024)}
-    ) as started:
+    # A small upload limit keeps the over-the-limit test quick (the default is 50 MB). The
+    # batch tests create the source bucket this names (a bucket of the caller's images).
+    overrides = {"MaxUploadBytes": str(2 * 1024 * 1024), "BatchSourceBuckets": BATCH_SOURCE_BUCKET}
+    with LocalRuntime(state_dir=state_dir, parameter_overrides=overrides) as started:
         yield started
 
 

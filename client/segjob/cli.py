@@ -43,8 +43,10 @@ from segjob.client import (
     image_content_type,
     save_result_files,
 )
+from segjob_core.batches import BatchWebhookEvent
 from segjob_core.models import (
     MAX_OVERLAP_SECONDS,
+    OUTPUT_KINDS,
     CreateJobRequest,
     Job,
     JobParams,
@@ -183,6 +185,8 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         params["annotate"] = False
     if args.retina_masks:
         params["retinaMasks"] = True
+    if args.outputs:
+        params["outputs"] = args.outputs
     try:
         JobParams.model_validate(params)
     except ValidationError as exc:
@@ -440,7 +444,7 @@ def cmd_webhook_listen(args: argparse.Namespace) -> int:
     sink = contextlib.ExitStack()
     appended = sink.enter_context(Path(args.append).open("a", encoding="utf-8")) if args.append else None  # noqa: SIM115 - closed by the ExitStack
 
-    def on_event(event: WebhookEvent, headers: dict[str, str]) -> None:
+    def on_event(event: WebhookEvent | BatchWebhookEvent, headers: dict[str, str]) -> None:
         line = json.dumps({"webhookId": headers.get("webhook-id"), **event.to_json_dict()})
         if appended:
             appended.write(line + "\n")
@@ -467,6 +471,46 @@ def cmd_webhook_listen(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _outputs(text: str) -> list[str]:
+    kinds = [kind.strip() for kind in text.split(",") if kind.strip()]
+    unknown = [kind for kind in kinds if kind not in OUTPUT_KINDS]
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated list of {', '.join(OUTPUT_KINDS)}, got {text!r}"
+        )
+    return kinds
+
+
+def _add_job_options(command: argparse.ArgumentParser) -> None:
+    """The job params and metadata options (``submit``, ``batch submit``)."""
+    command.add_argument("--conf", type=float)
+    command.add_argument("--iou", type=float)
+    command.add_argument("--imgsz", type=int)
+    command.add_argument("--classes", type=_class_ids, help="comma-separated class ids to keep")
+    command.add_argument("--max-detections", type=int)
+    command.add_argument(
+        "--tile-size", type=int, help="infer large images in tiles of this many pixels (small objects)"
+    )
+    command.add_argument(
+        "--tile-overlap", type=float, help="fraction of --tile-size tiles share (default 0.2)"
+    )
+    command.add_argument("--no-annotate", action="store_true", help="skip annotated.jpg")
+    command.add_argument(
+        "--retina-masks", action="store_true", help="polygons from full-resolution masks (slower)"
+    )
+    command.add_argument(
+        "--outputs",
+        type=_outputs,
+        help="extra result files: coco (coco.json), masks (masks.png); comma-separated",
+    )
+    command.add_argument(
+        "--metadata",
+        action="append",
+        metavar="KEY=VALUE|JSON",
+        help="echoed back on the job: key=value (a string) or a JSON object; repeatable",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="segjob", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--api-url", help="API base URL (default: $SEGJOB_API_URL)")
@@ -483,27 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=_positive(float), default=600.0, help="seconds to wait per job (default 600)"
     )
     submit.add_argument("--concurrency", type=_positive(int), default=4, help="parallel uploads (default 4)")
-    submit.add_argument("--conf", type=float)
-    submit.add_argument("--iou", type=float)
-    submit.add_argument("--imgsz", type=int)
-    submit.add_argument("--classes", type=_class_ids, help="comma-separated class ids to keep")
-    submit.add_argument("--max-detections", type=int)
-    submit.add_argument(
-        "--tile-size", type=int, help="infer large images in tiles of this many pixels (small objects)"
-    )
-    submit.add_argument(
-        "--tile-overlap", type=float, help="fraction of --tile-size tiles share (default 0.2)"
-    )
-    submit.add_argument("--no-annotate", action="store_true", help="skip annotated.jpg")
-    submit.add_argument(
-        "--retina-masks", action="store_true", help="polygons from full-resolution masks (slower)"
-    )
-    submit.add_argument(
-        "--metadata",
-        action="append",
-        metavar="KEY=VALUE|JSON",
-        help="echoed back on the job: key=value (a string) or a JSON object; repeatable",
-    )
+    _add_job_options(submit)
     submit.add_argument("--idempotency-prefix", help="make retries of this command return the same jobs")
     submit.add_argument(
         "--progress", action="store_true", help="progress bars even when stderr is no terminal"
@@ -558,6 +582,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     rotate.add_argument("--json", action="store_true")
     rotate.set_defaults(func=cmd_webhook_rotate)
+
+    from segjob.batch_cli import add_batch_commands  # noqa: PLC0415 - it imports this module's helpers
+
+    add_batch_commands(sub, _add_job_options)
     return parser
 
 

@@ -29,6 +29,18 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.session import Session as BotocoreSession
 
+from segjob_core.batches import (
+    Batch,
+    BatchFile,
+    BatchItemUpload,
+    BatchList,
+    BatchSource,
+    BatchStatus,
+    BatchUploads,
+    CreateBatchRequest,
+    CreateBatchResponse,
+)
+from segjob_core.keys import OUTPUT_FILE_NAMES
 from segjob_core.models import (
     CreateJobRequest,
     CreateJobResponse,
@@ -51,6 +63,15 @@ RETRIES = 4
 START_WAIT_SECONDS = 10.0
 # Enough pooled connections for the CLI's parallel uploads and waits.
 POOL_SIZE = 32
+
+
+def batch_finished(batch: Batch) -> bool:
+    """COMPLETED or FAILED, or CANCELED and nothing of it runs any more (never started, or its run ended)."""
+    if batch.status in (BatchStatus.COMPLETED, BatchStatus.FAILED):
+        return True
+    return batch.status is BatchStatus.CANCELED and (
+        batch.started_at is None or batch.finished_at is not None
+    )
 
 
 class SegjobError(Exception):
@@ -163,7 +184,9 @@ class Client:
         body = self._request("POST", "/jobs", json_body=request.to_json_dict(), headers=headers)
         return CreateJobResponse.model_validate(body)
 
-    def upload(self, job: CreateJobResponse, path: str | Path, progress: Progress | None = None) -> None:
+    def upload(
+        self, job: CreateJobResponse | BatchItemUpload, path: str | Path, progress: Progress | None = None
+    ) -> None:
         """Send the file with the job's presigned POST (straight to S3), streaming it from
         disk; ``progress(sent, total)`` is called as the body goes out."""
         path = Path(path)
@@ -259,24 +282,97 @@ class Client:
         return list(save_result_files(job.job_id, self.result_files(job), out_dir).values())
 
     def result_files(self, job: Job) -> dict[str, bytes]:
-        """result.json and (unless the job skipped it) annotated.jpg of a SUCCEEDED job."""
+        """result.json, annotated.jpg (unless the job skipped it) and the files of
+        ``params.outputs`` (coco.json, masks.png) of a SUCCEEDED job."""
         if not job.result or not job.result.result_url:
             raise SegjobError(f"job {job.job_id} has no results (status {job.status})", "NoResults")
-        files = {}
-        for name, url in (
-            ("result.json", job.result.result_url),
-            ("annotated.jpg", job.result.annotated_url),
-        ):
-            if not url:
-                continue
-            try:
-                response = self._http.get(url, timeout=self._timeout * 4)
-            except requests.RequestException as exc:
-                raise SegjobError(f"download of {name} failed: {exc}", "DownloadFailed") from exc
-            if response.status_code != 200:
-                raise SegjobError(f"download of {name} failed", "DownloadFailed", response.status_code)
-            files[name] = response.content
-        return files
+        named = [("result.json", job.result.result_url), ("annotated.jpg", job.result.annotated_url)]
+        named += [(OUTPUT_FILE_NAMES[kind], url) for kind, url in (job.result.output_urls or {}).items()]
+        return {name: self._download(name, url) for name, url in named if url}
+
+    # --- batches ---------------------------------------------------------------------------
+
+    def create_batch(
+        self,
+        *,
+        files: Iterable[BatchFile] | None = None,
+        source: BatchSource | dict[str, Any] | None = None,
+        webhook_url: str | None = None,
+        params: JobParams | dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> CreateBatchResponse:
+        """A batch of ``files`` (upload each with its form in ``uploads``, then ``start_batch``)
+        or of the objects of an S3 ``source`` ({"bucket", "prefix" | "manifestKey"}; starts at once)."""
+        request = CreateBatchRequest(
+            files=list(files) if files is not None else None,
+            source=BatchSource.model_validate(source) if isinstance(source, dict) else source,
+            webhook_url=webhook_url,
+            params=JobParams.model_validate(params or {}),
+            metadata=metadata,
+        )
+        body = self._request("POST", "/batches", json_body=request.to_json_dict())
+        return CreateBatchResponse.model_validate(body)
+
+    def start_batch(self, batch_id: str) -> Batch:
+        return Batch.model_validate(self._request("POST", f"/batches/{batch_id}/start"))
+
+    def renew_batch_uploads(self, batch_id: str) -> BatchUploads:
+        """Fresh upload forms of the batch's items whose file has not arrived yet."""
+        return BatchUploads.model_validate(self._request("POST", f"/batches/{batch_id}/uploads"))
+
+    def get_batch(self, batch_id: str) -> Batch:
+        return Batch.model_validate(self._request("GET", f"/batches/{batch_id}"))
+
+    def list_batches(self, limit: int = 20, next_token: str | None = None) -> BatchList:
+        query = {"limit": str(limit)} | ({"nextToken": next_token} if next_token else {})
+        return BatchList.model_validate(self._request("GET", "/batches", query=query))
+
+    def cancel_batch(self, batch_id: str) -> Batch:
+        return Batch.model_validate(self._request("DELETE", f"/batches/{batch_id}"))
+
+    def wait_batch(
+        self,
+        batch_id: str,
+        timeout: float = 3600.0,
+        on_progress: Callable[[Batch], None] | None = None,
+        interval: float = 0.5,
+        max_interval: float = 5.0,
+    ) -> Batch:
+        """Poll until the batch is finished (COMPLETED, or CANCELED and its run ended);
+        ``on_progress(batch)`` after every read."""
+        deadline = time.monotonic() + timeout
+        while True:
+            batch = self.get_batch(batch_id)
+            if on_progress:
+                on_progress(batch)
+            if batch_finished(batch):
+                return batch
+            if time.monotonic() + interval > deadline:
+                raise SegjobError(
+                    f"batch {batch_id} still {batch.status} after {timeout:.0f} s", "WaitTimeout"
+                )
+            time.sleep(interval)
+            interval = min(max_interval, interval * 1.6)
+
+    def batch_result_files(self, batch: Batch) -> dict[str, bytes]:
+        """manifest.jsonl and coco.json of a finished batch."""
+        if not batch.results or not batch.results.manifest_url or not batch.results.coco_url:
+            raise SegjobError(
+                f"batch {batch.batch_id} has no results yet (status {batch.status})", "NoResults"
+            )
+        return {
+            "manifest.jsonl": self._download("manifest.jsonl", batch.results.manifest_url),
+            "coco.json": self._download("coco.json", batch.results.coco_url),
+        }
+
+    def _download(self, name: str, url: str) -> bytes:
+        try:
+            response = self._http.get(url, timeout=self._timeout * 4)
+        except requests.RequestException as exc:
+            raise SegjobError(f"download of {name} failed: {exc}", "DownloadFailed") from exc
+        if response.status_code != 200:
+            raise SegjobError(f"download of {name} failed", "DownloadFailed", response.status_code)
+        return response.content
 
     # --- webhook signing secret -------------------------------------------------------------
 

@@ -15,11 +15,14 @@ import json
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeAlias
 
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook, WebhookVerificationError
 
-from segjob_core.models import WebhookEvent
+from segjob_core.batches import BatchWebhookEvent
+from segjob_core.models import EventType, WebhookEvent
+
+AnyEvent: TypeAlias = WebhookEvent | BatchWebhookEvent
 
 MAX_BODY_BYTES = 1 << 20
 
@@ -36,7 +39,7 @@ class WebhookReceiver:
         secret: str,
         host: str = "127.0.0.1",
         port: int = 0,
-        on_event: Callable[[WebhookEvent, dict[str, str]], None] | None = None,
+        on_event: Callable[[AnyEvent, dict[str, str]], None] | None = None,
         fail_with: int | None = None,
     ) -> None:
         try:
@@ -48,6 +51,7 @@ class WebhookReceiver:
         self.on_reject: Callable[[str], None] | None = None
         self.fail_with = fail_with  # answer this status instead of 204 (tests of retries)
         self.events: list[WebhookEvent] = []
+        self.batch_events: list[BatchWebhookEvent] = []
         self.rejected: list[str] = []
         self.attempts = 0
         self._changed = threading.Condition()
@@ -90,9 +94,20 @@ class WebhookReceiver:
                 raise TimeoutError(f"no webhook for {job_id} within {timeout} s")
             return next(e for e in self.events if e.data.job_id == job_id)
 
-    def verify(self, body: bytes, headers: dict[str, str]) -> WebhookEvent:
+    def wait_for_batch(self, batch_id: str, timeout: float = 60.0) -> BatchWebhookEvent:
+        """The first verified batch.completed event of ``batch_id``; TimeoutError if none arrives."""
+        with self._changed:
+            if not self._changed.wait_for(
+                lambda: any(e.data.batch_id == batch_id for e in self.batch_events), timeout
+            ):
+                raise TimeoutError(f"no webhook for {batch_id} within {timeout} s")
+            return next(e for e in self.batch_events if e.data.batch_id == batch_id)
+
+    def verify(self, body: bytes, headers: dict[str, str]) -> AnyEvent:
         """Raise WebhookVerificationError unless signature and timestamp are valid."""
         payload = self._verifier.verify(body, headers)
+        if isinstance(payload, dict) and payload.get("type") == EventType.BATCH_COMPLETED.value:
+            return BatchWebhookEvent.model_validate(payload)
         return WebhookEvent.model_validate(payload)
 
     def _record(self, status: int, body: bytes, headers: dict[str, str]) -> int:
@@ -109,7 +124,10 @@ class WebhookReceiver:
                 self.on_reject(str(exc))
             return 401
         with self._changed:
-            self.events.append(event)
+            if isinstance(event, BatchWebhookEvent):
+                self.batch_events.append(event)
+            else:
+                self.events.append(event)
             self._changed.notify_all()
         if self._on_event:
             self._on_event(event, headers)

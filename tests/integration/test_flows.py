@@ -16,7 +16,6 @@ import pytest
 import requests
 from botocore.credentials import Credentials
 
-from local.lambda_runtime import FunctionSpec
 from segjob import Client, SegjobError
 from segjob.webhooks import WebhookReceiver
 from segjob_core import keys
@@ -27,6 +26,7 @@ from tests.support.local_mode import (
     caller_client,
     executions_for,
     finished,
+    gated_segment,
     new_caller_key,
     result_keys,
     states_entered,
@@ -341,18 +341,10 @@ def input_version(runtime, job_id: str) -> str:
 def test_reupload_while_running_changes_nothing(runtime, client, tmp_path) -> None:
     # GIVEN the segment function held just before it reads its input
     gate = tmp_path / "open"
-    config = runtime.stack.function("SegmentFunction")
-    gated = FunctionSpec.from_config(
-        config,
-        handler="gated_segment.lambda_handler",
-        python_path=(*config.python_path, ROOT / "tests" / "support"),
-    )
-    gated = gated.replace(environment={**gated.environment, "SEGMENT_GATE_FILE": str(gate)})
     corrupt = tmp_path / "replacement.jpg"
     size = SAMPLE.stat().st_size  # the form fixes the size of the upload
     corrupt.write_bytes((b"\xff\xd8\xff\xe0 not the image the job started with" * size)[:size])
-    with runtime.lambdas.override(gated) as worker:
-        assert worker.wait_ready(180)
+    with gated_segment(runtime, gate):
         created = client.submit(SAMPLE)
         wait_for(
             lambda: client.get_job(created.job_id).status is JobStatus.RUNNING, timeout=60, interval=0.05

@@ -3,10 +3,12 @@ waits, the executions and S3 objects of a job, and API callers of their own."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 from botocore.credentials import Credentials
@@ -75,6 +77,24 @@ def result_keys(runtime: LocalRuntime, job_id: str) -> list[str]:
     prefix = keys.result_key(job_id).rsplit("/", 1)[0] + "/"
     listing = runtime.boto3_client("s3").list_objects_v2(Bucket=runtime.bucket, Prefix=prefix)
     return [obj["Key"] for obj in listing.get("Contents", [])]
+
+
+@contextlib.contextmanager
+def gated_segment(runtime: LocalRuntime, gate: Path) -> Iterator[None]:
+    """SegmentFunction's real handler held before it reads its input until ``gate`` exists
+    (tests/support/gated_segment.py), for tests that act while a job is RUNNING."""
+    from local.lambda_runtime import FunctionSpec
+
+    config = runtime.stack.function("SegmentFunction")
+    gated = FunctionSpec.from_config(
+        config,
+        handler="gated_segment.lambda_handler",
+        python_path=(*config.python_path, Path(__file__).resolve().parent),
+    )
+    gated = gated.replace(environment={**gated.environment, "SEGMENT_GATE_FILE": str(gate)})
+    with runtime.lambdas.override(gated) as worker:
+        assert worker.wait_ready(180)
+        yield
 
 
 def new_caller_key() -> str:

@@ -28,6 +28,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from job_api.batch_storage import BatchFlow, BatchNotFound, BatchStateConflict, BatchStore
+from job_api.batches import BatchService, InvalidSource, SourceNotAllowed
 from job_api.idempotency import IdempotentCreate
 from job_api.service import JobService, UploadTooLarge
 from job_api.settings import ApiSettings
@@ -40,6 +42,7 @@ from job_api.storage import (
     JobStore,
     ObjectStore,
 )
+from segjob_core.batches import Batch, BatchList, BatchUploads, CreateBatchRequest, CreateBatchResponse
 from segjob_core.errors import WebhookTargetRefused
 from segjob_core.models import (
     Contract,
@@ -176,6 +179,91 @@ def redeliver_webhook(jobId: str) -> Response[Job]:
 
 
 @functools.cache
+def batch_service() -> BatchService:
+    settings = service().settings
+    return BatchService(
+        settings,
+        BatchStore(settings.batches_table, settings.jobs_table),
+        ObjectStore(settings.jobs_bucket),
+        BatchFlow(settings.batch_state_machine_arn),
+    )
+
+
+@app.post(
+    "/batches",
+    summary="Create a batch: many images, one request",
+    description="Either `files` (one upload form each; upload them, then POST /batches/{batchId}/start) or "
+    "`source` (objects under a prefix, or listed in a manifest, of a bucket the stack may read; the batch "
+    "starts at once). Every item is a job; one batch.completed webhook when all are finished.",
+    responses=_responses(201, CreateBatchResponse, 409, 413, 415),
+)
+@tracer.capture_method(capture_response=False)
+def create_batch(request: Annotated[CreateBatchRequest, Body()]) -> Response[CreateBatchResponse]:
+    batch = batch_service().create(caller(), request)
+    logger.append_keys(batch_id=batch.batch_id)
+    metrics.add_metric(name="BatchCreated", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="BatchItems", unit=MetricUnit.Count, value=batch.total)
+    return json_response(HTTPStatus.CREATED, batch)
+
+
+@app.get("/batches", summary="List your batches, newest first", responses=_responses(200, BatchList))
+@tracer.capture_method(capture_response=False)
+def list_batches(
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    next_token: Annotated[str | None, Query(alias="nextToken", max_length=2048)] = None,
+) -> Response[BatchList]:
+    return json_response(HTTPStatus.OK, batch_service().list_page(caller(), limit, next_token))
+
+
+@app.get(
+    "/batches/<batchId>",
+    summary="Get a batch: counts, progress, timings, results manifest and COCO export",
+    responses=_responses(200, Batch, 404),
+)
+@tracer.capture_method(capture_response=False)
+def get_batch(batchId: str) -> Response[Batch]:
+    logger.append_keys(batch_id=batchId)
+    return json_response(HTTPStatus.OK, batch_service().get(caller(), batchId))
+
+
+@app.delete(
+    "/batches/<batchId>",
+    summary="Cancel a batch (items not started never run)",
+    responses=_responses(200, Batch, 404, 409),
+)
+@tracer.capture_method(capture_response=False)
+def cancel_batch(batchId: str) -> Response[Batch]:
+    logger.append_keys(batch_id=batchId)
+    batch = batch_service().cancel(caller(), batchId)
+    metrics.add_metric(name="BatchCanceled", unit=MetricUnit.Count, value=1)
+    return json_response(HTTPStatus.OK, batch)
+
+
+@app.post(
+    "/batches/<batchId>/start",
+    summary="Start a batch of files (after its uploads)",
+    description="An item whose file was not uploaded fails with InputMissing.",
+    responses=_responses(202, Batch, 404, 409),
+)
+@tracer.capture_method(capture_response=False)
+def start_batch(batchId: str) -> Response[Batch]:
+    logger.append_keys(batch_id=batchId)
+    return json_response(HTTPStatus.ACCEPTED, batch_service().start(caller(), batchId))
+
+
+@app.post(
+    "/batches/<batchId>/uploads",
+    summary="Fresh upload forms for the items of a batch whose file has not arrived",
+    description="Resumes an interrupted upload: re-upload only these, then start the batch.",
+    responses=_responses(200, BatchUploads, 404, 409),
+)
+@tracer.capture_method(capture_response=False)
+def renew_batch_uploads(batchId: str) -> Response[BatchUploads]:
+    logger.append_keys(batch_id=batchId)
+    return json_response(HTTPStatus.OK, batch_service().renew_uploads(caller(), batchId))
+
+
+@functools.cache
 def signing_secrets() -> SigningSecrets:
     return SigningSecrets.from_settings(SigningSettings.from_env())
 
@@ -261,6 +349,26 @@ def _not_found(exc: JobNotFound) -> Response:
 @app.exception_handler(JobStateConflict)
 def _conflict(exc: JobStateConflict) -> Response:
     return error_response(HTTPStatus.CONFLICT, "JobStateConflict", str(exc))
+
+
+@app.exception_handler(BatchNotFound)
+def _batch_not_found(exc: BatchNotFound) -> Response:
+    return error_response(HTTPStatus.NOT_FOUND, "BatchNotFound", f"no batch {exc}")
+
+
+@app.exception_handler(BatchStateConflict)
+def _batch_conflict(exc: BatchStateConflict) -> Response:
+    return error_response(HTTPStatus.CONFLICT, "BatchStateConflict", str(exc))
+
+
+@app.exception_handler(SourceNotAllowed)
+def _source_not_allowed(exc: SourceNotAllowed) -> Response:
+    return error_response(HTTPStatus.FORBIDDEN, "SourceNotAllowed", str(exc))
+
+
+@app.exception_handler(InvalidSource)
+def _invalid_source(exc: InvalidSource) -> Response:
+    return error_response(HTTPStatus.BAD_REQUEST, "InvalidSource", str(exc))
 
 
 @app.exception_handler(RotationConflict)

@@ -16,6 +16,7 @@ from segjob_core.models import (
     EventType,
     Job,
     JobList,
+    JobParams,
     JobStatus,
     UploadForm,
     WebhookStatus,
@@ -56,46 +57,26 @@ class JobService:
             raise UploadTooLarge(request.content_length, settings.max_upload_bytes)
         now = utc_now()
         job_id = keys.new_job_id()
-        expires_at = now + timedelta(seconds=settings.upload_window_seconds)
-        min_bytes = request.content_length or 1
-        max_bytes = request.content_length or settings.max_upload_bytes
-        item: dict[str, Any] = {
-            "jobId": job_id,
-            "owner": owner,
-            "status": JobStatus.AWAITING_UPLOAD.value,
-            "createdAt": iso(now),
-            "updatedAt": iso(now),
-            "expiresAt": iso(expires_at),
-            "ttl": int((now + timedelta(days=settings.retention_days)).timestamp()),
-            "contentType": request.content_type,
-            "maxBytes": max_bytes,
-            "params": request.params.model_dump_json(by_alias=True),
-            "hasWebhook": bool(request.webhook_url),
-        }
-        if request.filename:
-            item["filename"] = request.filename
-        if request.metadata:
-            item["metadata"] = json.dumps(request.metadata)
-        if request.webhook_url:
-            item["webhookUrl"] = request.webhook_url
-            item["webhookStatus"] = "PENDING"
+        item = new_job_item(
+            settings,
+            owner,
+            job_id,
+            now,
+            content_type=request.content_type,
+            content_length=request.content_length,
+            params=request.params,
+            filename=request.filename,
+            metadata=request.metadata,
+            webhook_url=request.webhook_url,
+        )
         if request.webhook_url:
             # job.expired needs a webhook to go to; a job without one expires on read only.
             # Scheduled before the job is written: a failure here leaves no job behind, and a
             # schedule whose job was never written finds nothing to expire (conditional write).
-            self._expiry.schedule(job_id, expires_at + timedelta(seconds=EXPIRY_GRACE_SECONDS + 1))
+            self._expiry.schedule(job_id, expires_at(item) + timedelta(seconds=EXPIRY_GRACE_SECONDS + 1))
         self._jobs.put_new(item)
-        form = self._objects.presign_upload(
-            keys.upload_key(job_id),
-            request.content_type,
-            min_bytes,
-            max_bytes,
-            settings.upload_window_seconds,
-        )
         job = item_to_job(item)
-        upload = UploadForm(
-            url=form["url"], fields=form["fields"], max_bytes=max_bytes, expires_at=iso(expires_at)
-        )
+        upload = presign_upload(self._objects, settings, item, request.content_length)
         return CreateJobResponse(**job.model_dump(), upload=upload)
 
     def get(self, owner: str, job_id: str) -> Job:
@@ -150,8 +131,9 @@ class JobService:
 
     def _expire_if_due(self, item: dict[str, Any]) -> dict[str, Any]:
         """Upload window over without an upload: AWAITING_UPLOAD -> EXPIRED (on read; the
-        presigned POST has expired too, so the job can no longer start)."""
-        if item["status"] != JobStatus.AWAITING_UPLOAD.value:
+        presigned POST has expired too, so the job can no longer start). A batch's items
+        wait for their batch's map instead (they are never started by an upload)."""
+        if item["status"] != JobStatus.AWAITING_UPLOAD.value or item.get("batchId"):
             return item
         grace = timedelta(seconds=EXPIRY_GRACE_SECONDS)
         if utc_now() < datetime.fromisoformat(item["expiresAt"]) + grace:
@@ -166,6 +148,69 @@ class JobService:
     def _view(self, item: dict[str, Any]) -> Job:
         ttl = self._settings.result_url_ttl
         return item_to_job(item, presign=lambda key: self._objects.presign_get(key, ttl))
+
+
+def new_job_item(
+    settings: ApiSettings,
+    owner: str,
+    job_id: str,
+    now: datetime,
+    *,
+    content_type: str,
+    content_length: int | None,
+    params: JobParams,
+    filename: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    webhook_url: str | None = None,
+) -> dict[str, Any]:
+    """A new job's item, AWAITING_UPLOAD (single jobs and the items of a batch)."""
+    item: dict[str, Any] = {
+        "jobId": job_id,
+        "owner": owner,
+        "status": JobStatus.AWAITING_UPLOAD.value,
+        "createdAt": iso(now),
+        "updatedAt": iso(now),
+        "expiresAt": iso(now + timedelta(seconds=settings.upload_window_seconds)),
+        "ttl": int((now + timedelta(days=settings.retention_days)).timestamp()),
+        "contentType": content_type,
+        "maxBytes": content_length or settings.max_upload_bytes,
+        "params": params.model_dump_json(by_alias=True),
+        "hasWebhook": bool(webhook_url),
+    }
+    if filename:
+        item["filename"] = filename
+    if metadata:
+        item["metadata"] = json.dumps(metadata)
+    if webhook_url:
+        item["webhookUrl"] = webhook_url
+        item["webhookStatus"] = "PENDING"
+    return item
+
+
+def expires_at(item: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(item["expiresAt"])
+
+
+def presign_upload(
+    objects: ObjectStore,
+    settings: ApiSettings,
+    item: dict[str, Any],
+    content_length: int | None,
+    key: str | None = None,
+) -> UploadForm:
+    """The presigned POST of a job's input (at ``key``, default ``uploads/{jobId}/input``):
+    the key, the content type and the size range are fixed."""
+    max_bytes = int(item["maxBytes"])
+    form = objects.presign_upload(
+        key or keys.upload_key(item["jobId"]),
+        item["contentType"],
+        content_length or 1,
+        max_bytes,
+        settings.upload_window_seconds,
+    )
+    return UploadForm(
+        url=form["url"], fields=form["fields"], max_bytes=max_bytes, expires_at=item["expiresAt"]
+    )
 
 
 class UploadTooLarge(Exception):

@@ -20,3 +20,12 @@ class ApiSettings(EnvSettings):
     retention_days: int = Field(7, alias="RETENTION_DAYS", ge=1)
     allow_loopback_webhooks: bool = Field(False, alias="ALLOW_LOOPBACK_WEBHOOKS")
     result_url_ttl: int = Field(3600, alias="RESULT_URL_TTL", ge=60)
+    batches_table: str = Field(alias="BATCHES_TABLE")
+    batch_state_machine_arn: str = Field(alias="BATCH_STATE_MACHINE_ARN")
+    batch_source_buckets: str = Field(
+        "", alias="BATCH_SOURCE_BUCKETS", description="comma-separated buckets a batch may read"
+    )
+
+    @property
+    def allowed_source_buckets(self) -> frozenset[str]:
+        return frozenset(name.strip() for name in self.batch_source_buckets.split(",") if name.strip())

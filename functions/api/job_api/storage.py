@@ -230,17 +230,57 @@ class ObjectStore:
             "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_in
         )
 
+    def put_json(self, key: str, document: Any) -> None:
+        self._s3.put_object(
+            Bucket=self._bucket, Key=key, Body=json.dumps(document).encode(), ContentType="application/json"
+        )
+
+    def keys_under(self, prefix: str, bucket: str | None = None, limit: int | None = None) -> list[str]:
+        """Object keys under ``prefix`` (of the jobs bucket, or ``bucket``), at most ``limit``."""
+        found: list[str] = []
+        paginator = self._s3.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=bucket or self._bucket, Prefix=prefix):
+                found += [obj["Key"] for obj in page.get("Contents", [])]
+                if limit is not None and len(found) >= limit:
+                    return found[:limit]
+        except ClientError as exc:
+            raise SourceUnreadable(f"s3://{bucket}/{prefix} cannot be listed ({_error_code(exc)})") from exc
+        return found
+
+    def read_text(self, bucket: str, key: str, max_bytes: int) -> str:
+        """A small text object (a batch's manifest of keys); at most ``max_bytes`` are read."""
+        try:
+            response = self._s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{max_bytes - 1}")
+            body: bytes = response["Body"].read()
+            return body.decode("utf-8")
+        except ClientError as exc:
+            raise SourceUnreadable(f"s3://{bucket}/{key} cannot be read ({_error_code(exc)})") from exc
+        except UnicodeDecodeError as exc:
+            raise SourceUnreadable(f"s3://{bucket}/{key} is not UTF-8 text") from exc
+
+
+class SourceUnreadable(Exception):
+    """A batch's S3 source (a prefix, a manifest) cannot be read."""
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "error"))
+
 
 def _encode_token(key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode().rstrip("=")
 
 
-def _decode_token(token: str) -> dict[str, Any]:
+def _decode_token(
+    token: str, key_names: frozenset[str] = frozenset({"jobId", "owner", "createdAt"})
+) -> dict[str, Any]:
+    """A token of ``_encode_token`` naming a key of exactly ``key_names``."""
     try:
         key = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     except ValueError as exc:
         raise InvalidToken(token) from exc
-    if not isinstance(key, dict) or set(key) != {"jobId", "owner", "createdAt"}:
+    if not isinstance(key, dict) or set(key) != key_names:
         raise InvalidToken(token)
     return key
 

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
+from segjob_core.batches import BatchWebhookEvent, item_to_batch
 from segjob_core.errors import WebhookDeliveryFailed, WebhookTargetRefused
 from segjob_core.jobs import Presign, from_dynamodb, item_to_job
 from segjob_core.models import EventType, NotifyOutcome, NotifyRequest, WebhookEvent
@@ -79,12 +80,23 @@ def webhook_id(job_id: str, event_type: EventType) -> str:
     return f"msg_{job_id}_{event_type.value.split('.', 1)[1]}"
 
 
-def build_event(event_type: EventType, item: Mapping[str, Any], presign: Presign) -> WebhookEvent:
-    """The webhook body for a job item (plain values); ``timestamp`` is when the event
-    happened (the status write), so it is the same in every retry. ``data.webhook`` is left
-    out: the delivery's own status is not known while it is being sent."""
+def build_event(
+    event_type: EventType, item: Mapping[str, Any], presign: Presign
+) -> WebhookEvent | BatchWebhookEvent:
+    """The webhook body for a job item, or a batch item for ``batch.completed`` (plain
+    values); ``timestamp`` is when the event happened (the status write), so it is the same
+    in every retry. ``data.webhook`` is left out: the delivery's own status is not known
+    while it is being sent."""
+    if event_type is EventType.BATCH_COMPLETED:
+        batch = item_to_batch(item, presign=presign).model_copy(update={"webhook": None})
+        return BatchWebhookEvent(type=event_type, timestamp=batch.updated_at, data=batch)
     job = item_to_job(item, presign).model_copy(update={"webhook": None})
     return WebhookEvent(type=event_type, timestamp=job.updated_at, data=job)
+
+
+def subject_id(item: Mapping[str, Any]) -> str:
+    """The job's id, or the batch's (batch.completed)."""
+    return str(item.get("jobId") or item["batchId"])
 
 
 def signed_headers(secrets: Sequence[str], msg_id: str, sent_at: datetime, body: str) -> dict[str, str]:
@@ -102,9 +114,9 @@ def signed_headers(secrets: Sequence[str], msg_id: str, sent_at: datetime, body:
 @tracer.capture_method(capture_response=False)
 def notify(request: NotifyRequest, notifier: Notifier) -> NotifyOutcome:
     item = from_dynamodb(request.item)
-    msg_id = webhook_id(item["jobId"], request.type)
-    logger.append_keys(jobId=item["jobId"], eventType=request.type.value, webhookId=msg_id)
-    tracer.put_annotation(key="jobId", value=item["jobId"])
+    msg_id = webhook_id(subject_id(item), request.type)
+    logger.append_keys(jobId=subject_id(item), eventType=request.type.value, webhookId=msg_id)
+    tracer.put_annotation(key="jobId", value=subject_id(item))
     try:
         outcome = _deliver(request.type, item, msg_id, notifier)
     except (WebhookTargetRefused, WebhookDeliveryFailed) as exc:

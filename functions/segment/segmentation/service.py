@@ -25,6 +25,7 @@ from segjob_core.models import JobParams, JobProgress, ResultDocument, SegmentOu
 
 from .budget import TileCost, TimeBudget
 from .decode import decode_image, working_size
+from .outputs import render_outputs
 from .postprocess import Prediction, cap, summarize, to_detections
 from .render import annotate, encode_jpeg
 from .runtime import CHECKPOINT_SUFFIXES, Segmenter, checkpoint_unavailable
@@ -174,6 +175,7 @@ def segment_image(
     result.json itself (which carries them).
     """
     params = request.params.for_model(segmenter.info.imgsz)  # result.json shows the size used
+    results_bucket = request.result_bucket or request.bucket
     segmenter.check_params(params)  # before any download: a bad class id fails fast
     clock = StageClock()
     with clock.stage("download"):
@@ -221,7 +223,21 @@ def segment_image(
     annotated = annotated_key(request.job_id) if jpeg is not None else None
     if annotated is not None and jpeg is not None:
         with clock.stage("upload"):
-            store.put_bytes(request.bucket, annotated, jpeg, "image/jpeg")
+            store.put_bytes(results_bucket, annotated, jpeg, "image/jpeg")
+    output_keys = None
+    if params.outputs:  # coco.json, masks.png: timed as encode and upload
+        with clock.stage("encode"):
+            extra = render_outputs(
+                params.outputs,
+                request.job_id,
+                image=image.info,
+                detections=detections,
+                classes=segmenter.names,
+            )
+        with clock.stage("upload"):
+            for file in extra:
+                store.put_bytes(results_bucket, file.key, file.body, file.content_type)
+        output_keys = {file.kind: file.key for file in extra}
 
     timings = clock.timings()
     document = ResultDocument(
@@ -236,7 +252,7 @@ def segment_image(
         created_at=iso(utc_now()),
     )
     body = json.dumps(document.to_json_dict(), separators=(",", ":")).encode()
-    store.put_bytes(request.bucket, result_key(request.job_id), body, "application/json")
+    store.put_bytes(results_bucket, result_key(request.job_id), body, "application/json")
     return SegmentOutcome(
         result_key=result_key(request.job_id),
         annotated_key=annotated,
@@ -245,6 +261,7 @@ def segment_image(
         image=image.info,
         model=segmenter.info,
         tiles=document.tiles,
+        output_keys=output_keys,
     )
 
 

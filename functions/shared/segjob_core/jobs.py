@@ -99,6 +99,13 @@ def _webhook_attempts(item: Mapping[str, Any]) -> list[WebhookAttempt] | None:
     ]
 
 
+def job_error(item: Mapping[str, Any]) -> ErrorInfo | None:
+    """A failed job's error: its code and the human part of its cause."""
+    if not item.get("errorCode"):
+        return None
+    return ErrorInfo(code=item["errorCode"], message=error_message(item.get("errorCause")))
+
+
 def item_to_job(item: Mapping[str, Any], presign: Presign | None = None) -> Job:
     """The API view of a job item; ``presign`` turns result keys into download URLs."""
     result = None
@@ -112,10 +119,12 @@ def item_to_job(item: Mapping[str, Any], presign: Presign | None = None) -> Job:
             result_url=presign(outcome.result_key) if presign else None,
             annotated_url=presign(outcome.annotated_key) if presign and outcome.annotated_key else None,
             tiles=outcome.tiles,
+            output_keys=outcome.output_keys,
+            output_urls={kind: presign(key) for kind, key in outcome.output_keys.items()}
+            if presign and outcome.output_keys
+            else None,
         )
-    error = None
-    if item.get("errorCode"):
-        error = ErrorInfo(code=item["errorCode"], message=error_message(item.get("errorCause")))
+    error = job_error(item)
     progress = None
     if item.get("tilesTotal"):
         progress = JobProgress(tiles_done=int(item.get("tilesDone", 0)), tiles_total=int(item["tilesTotal"]))

@@ -25,6 +25,14 @@ def annotated_key(job_id: str) -> str:
     return f"{RESULT_PREFIX}{job_id}/annotated.jpg"
 
 
+OUTPUT_FILE_NAMES = {"coco": "coco.json", "masks": "masks.png"}
+
+
+def output_key(job_id: str, kind: str) -> str:
+    """Where an optional result file of ``params.outputs`` goes (``coco``, ``masks``)."""
+    return f"{RESULT_PREFIX}{job_id}/{OUTPUT_FILE_NAMES[kind]}"
+
+
 def job_id_from_upload_key(key: str) -> str | None:
     parts = key.split("/")
     if len(parts) == 3 and f"{parts[0]}/" == UPLOAD_PREFIX and parts[2] == "input" and parts[1]:

@@ -46,6 +46,7 @@ class EventType(StrEnum):
     FAILED = "job.failed"
     CANCELED = "job.canceled"
     EXPIRED = "job.expired"
+    BATCH_COMPLETED = "batch.completed"  # segjob_core.batches.BatchWebhookEvent
 
 
 class Contract(BaseModel):
@@ -71,6 +72,12 @@ class ClientInput(Contract):
     "0.5" for 0.5), so that a wrong type is a 400, not a guess."""
 
     model_config = ConfigDict(strict=True)
+
+
+# Optional result files of a job (``params.outputs``). A Literal, not an enum: client input
+# is strict, and strict mode takes a JSON string for a Literal but not for an enum.
+OutputKind = Literal["coco", "masks"]
+OUTPUT_KINDS: tuple[OutputKind, ...] = ("coco", "masks")
 
 
 class JobParams(ClientInput):
@@ -102,6 +109,13 @@ class JobParams(ClientInput):
     )
     tile_overlap: float = Field(
         0.2, ge=0.0, le=0.5, description="fraction of tileSize that neighbouring tiles share"
+    )
+    outputs: list[OutputKind] | None = Field(
+        None,
+        max_length=len(OUTPUT_KINDS),
+        description="extra result files besides result.json and annotated.jpg: coco (results/{jobId}/coco.json, "
+        "COCO instance segmentation) and masks (results/{jobId}/masks.png, a 16-bit instance-label map at "
+        "the original resolution: 0 = background, i = detection i of result.json, counted from 1)",
     )
 
     def for_model(self, trained_imgsz: int) -> JobParams:
@@ -168,6 +182,12 @@ class JobResult(Contract):
     result_url: str | None = None
     annotated_url: str | None = None
     tiles: int | None = Field(None, description="how many tiles the image was cut into (tiled jobs only)")
+    output_keys: dict[OutputKind, str] | None = Field(
+        None, description="S3 keys of the files params.outputs asked for"
+    )
+    output_urls: dict[OutputKind, str] | None = Field(
+        None, description="presigned GET of each of output_keys"
+    )
 
 
 class WebhookAttempt(Contract):
@@ -322,6 +342,9 @@ class SegmentRequest(Contract):
     version_id: str | None = Field(
         None, description="the S3 version the upload event named; re-uploads change nothing"
     )
+    result_bucket: str | None = Field(
+        None, description="where results go (a batch over another bucket); default: the input's bucket"
+    )
     params: JobParams = Field(default_factory=lambda: JobParams())  # noqa: PLW0108 - mypy needs the call
 
 
@@ -329,12 +352,13 @@ class SegmentOutcome(Contract):
     """What the segment function returns to the state machine (stored on the job)."""
 
     result_key: str
-    annotated_key: str | None
+    annotated_key: str | None = None  # absent when params.annotate is false (None is not serialized)
     summary: ResultSummary
     timings: Timings
     image: ImageInfo
     model: ModelInfo
     tiles: int | None = None
+    output_keys: dict[OutputKind, str] | None = None
 
 
 class NotifyRequest(Contract):

@@ -89,6 +89,8 @@ def service(jobs: RacingJobs, flows: RecordingFlows) -> JobService:
             "EXPIRY_SCHEDULE_GROUP": "g",
             "EXPIRY_SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/r",
             "IDEMPOTENCY_TABLE": "i",
+            "BATCHES_TABLE": "bt",
+            "BATCH_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:batches",
         }
     )
     return JobService(settings, jobs, Objects(), flows, NoSchedules())  # type: ignore[arg-type]
