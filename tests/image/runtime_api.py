@@ -120,19 +120,23 @@ def runtime_api(invocation: Invocation) -> ThreadingHTTPServer:
     return server
 
 
+def moto_client(service: str, endpoint: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+
+
 def create_running_job(endpoint: str, job_id: str) -> None:
     """The function's jobs table (its name from the function's environment, its key from the
     template) holding the job as StartJob leaves it: RUNNING."""
     table = Stack(ROOT / "template.yaml").function("SegmentFunction").environment["JOBS_TABLE"]
     properties = load_template(ROOT / "template.yaml")["Resources"]["JobsTable"]["Properties"]
     keys = {key["AttributeName"] for key in properties["KeySchema"]}
-    dynamodb = boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+    dynamodb = moto_client("dynamodb", endpoint)
     dynamodb.create_table(
         TableName=table,
         KeySchema=properties["KeySchema"],
@@ -155,13 +159,7 @@ def main() -> None:
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=S3_PORT, verbose=False)
     moto.start()
     endpoint = f"http://127.0.0.1:{S3_PORT}"
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+    s3 = moto_client("s3", endpoint)
     s3.create_bucket(Bucket=BUCKET)
     job_id = f"job_{uuid.uuid4().hex}"
     create_running_job(endpoint, job_id)
