@@ -11,7 +11,8 @@ same images, interleaved run by run so that load on the machine hits all alike:
 
 It prints warm medians / p90 per contender and their ratio to the baseline, the project's
 per-stage times, and cold start (process start to first result, page cache warm) with the
-resident memory after it, each in fresh processes. `--memory` adds peak RSS of one job by
+resident memory after it, each in fresh processes; cold start also of the whole function
+("handler": app.py's init with Powertools, the X-Ray SDK and boto3, then one invocation). `--memory` adds peak RSS of one job by
 image size (1, 12, 50 MP; JPEG, PNG; retina masks; tiles), and the time of one job on 1 and
 2 vCPUs from which the cost per 1,000 images by Lambda memory size is estimated. Figures go
 to bench/results/segment.json as well (`--json`).
@@ -28,6 +29,7 @@ and how many of the large and small shapes each finds.
 from __future__ import annotations
 
 import argparse
+import compileall
 import io
 import json
 import os
@@ -53,6 +55,8 @@ LAMBDA_RESULTS = ROOT / "bench" / "results" / "segment_lambda.json"  # what benc
 CACHE = ROOT / "build" / "bench-images"
 STAGES = ("decode", "inference", "postprocess", "annotate", "encode", "total")
 CONTENDERS = ("project", "torch", "baseline")
+# Cold start also of the whole function: "handler" is app.py's init and one invocation.
+COLD_CONTENDERS = (*CONTENDERS, "handler")
 MAX_PIXELS = 50_000_000
 # AWS Lambda, x86_64, us-east-1 (aws.amazon.com/lambda/pricing): per GB-second and per request.
 GB_SECOND_USD = 0.0000166667
@@ -74,7 +78,7 @@ def rss_mb(field: str = "VmRSS") -> float:
 class Contender:
     """Loads once; `run(data)` does one whole job and returns its timings (ms) and count."""
 
-    def __init__(self, name: str, threads: int, params: Any = None) -> None:
+    def __init__(self, name: str, threads: int, params: Any = None, opening: Any = None) -> None:
         from segjob_core.models import JobParams
         from segmentation.service import MemoryStore
 
@@ -85,8 +89,8 @@ class Contender:
             from segmentation.runtime import Segmenter
             from segmentation.service import warm_up
 
-            self.model: Any = Segmenter.load(MODEL, threads=threads, warmup=False)
-            warm_up(self.model)
+            self.model: Any = Segmenter.load(MODEL, threads=threads, warmup=False, opening=opening)
+            warm_up(self.model, infer=opening is None)
         elif name == "torch":
             from torch_segmenter import TorchSegmenter
 
@@ -147,15 +151,27 @@ def baseline_job(model: Any, data: bytes) -> int:
 # cold start and memory: each in a fresh process ----------------------------------------------
 
 
+REPORT = "REPORT "  # the child's report line on stdout (the handler's logs may come before it)
+
+
 def child(args: argparse.Namespace) -> None:
     """One fresh process: load one contender, run one job, report (JSON on stdout)."""
     if args.cpus:
         os.sched_setaffinity(0, set(range(args.cpus)))
+    threads = args.threads or len(os.sched_getaffinity(0))
+    if args.child == "handler":
+        handler_child(args)
+        return
+    opening = None
+    if args.child == "project":  # as app.py: the model opens on a thread while the rest is imported
+        from segmentation.loader import ModelOpening
+
+        opening = ModelOpening(MODEL, threads=threads)
     from segjob_core.models import JobParams
 
     params = JobParams.model_validate(json.loads(args.params)) if args.params else None
     started = time.perf_counter()
-    contender = Contender(args.child, threads=args.threads or len(os.sched_getaffinity(0)), params=params)
+    contender = Contender(args.child, threads=threads, params=params, opening=opening)
     load_ms = (time.perf_counter() - started) * 1000  # imports of the model code and the model's load
     loaded_rss = rss_mb()
     data = Path(args.image).read_bytes()
@@ -166,7 +182,43 @@ def child(args: argparse.Namespace) -> None:
     if args.warm_runs:
         samples = [contender.run(data)[0]["total"] for _ in range(args.warm_runs)]
         report["warm"] = {"median": statistics.median(samples), "p90": percentile(samples, 0.9)}
-    print(json.dumps(report), flush=True)
+    print(REPORT + json.dumps(report), flush=True)
+
+
+class BenchContext:
+    """The Lambda context the handler's Powertools decorators read."""
+
+    function_name = "SegmentFunction"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 2048
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:SegmentFunction"
+    aws_request_id = "bench"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 120_000
+
+
+def handler_child(args: argparse.Namespace) -> None:
+    """The whole function as Lambda runs it: app.py's init (Powertools with the X-Ray SDK,
+    boto3 clients, the model) and one invocation, with S3 replaced by memory."""
+    os.environ.update(
+        AWS_DEFAULT_REGION="us-east-1",  # boto3 clients are made, nothing leaves the process
+        POWERTOOLS_METRICS_NAMESPACE="bench",
+        POWERTOOLS_LOG_LEVEL="WARNING",
+        MODEL_THREADS=str(args.threads or len(os.sched_getaffinity(0))),
+    )
+    import app
+
+    from segmentation.service import MemoryStore
+
+    app.store = MemoryStore()
+    app.store.objects[("bench", "input")] = Path(args.image).read_bytes()
+    loaded_rss = rss_mb()
+    outcome = app.lambda_handler({"jobId": "job_bench", "bucket": "bench", "key": "input"}, BenchContext())
+    report = {"first": outcome["timings"], "count": outcome["summary"]["count"], "loadedMb": loaded_rss}
+    report.update(rssMb=rss_mb(), loadMs=app.models.get().load_ms, peakMb=rss_mb("VmHWM"))
+    print(REPORT + json.dumps(report), flush=True)
 
 
 def spawn(contender: str, image: Path, *, threads: int = 0, cpus: int = 0, **extra: Any) -> dict[str, Any]:
@@ -188,22 +240,29 @@ def spawn(contender: str, image: Path, *, threads: int = 0, cpus: int = 0, **ext
         command += ["--warm-runs", str(extra["warm_runs"])]
     started = time.perf_counter()
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
-        line = process.stdout.readline() if process.stdout else ""  # the report: the first result is done
+        line = ""
+        for line in process.stdout or ():  # until the report: the first result is done
+            if line.startswith(REPORT):
+                break
         wall = (time.perf_counter() - started) * 1000  # not counting the interpreter's exit
         _, errors = process.communicate(timeout=900)
-    if process.returncode != 0 or not line:
+    if process.returncode != 0 or not line.startswith(REPORT):
         raise RuntimeError(f"{contender} on {image.name} failed:\n{errors[-2000:]}")
-    report = json.loads(line)
+    report = json.loads(line.removeprefix(REPORT))
     report["coldMs"] = wall
     return report
 
 
 def cold_start(runs: int) -> dict[str, dict[str, float]]:
+    # The function's code compiled as in the image (its Dockerfile compiles it: /var/task is
+    # read-only), not from source at each start as under PYTHONDONTWRITEBYTECODE.
+    compileall.compile_dir(ROOT / "functions", quiet=1)
     spawn("project", SAMPLE)  # warms the page cache for all (shared libraries, model files)
     spawn("torch", SAMPLE)
-    found: dict[str, list[dict[str, Any]]] = {name: [] for name in CONTENDERS}
+    spawn("handler", SAMPLE)
+    found: dict[str, list[dict[str, Any]]] = {name: [] for name in COLD_CONTENDERS}
     for run in range(runs):
-        for name in CONTENDERS[run % 3 :] + CONTENDERS[: run % 3]:
+        for name in COLD_CONTENDERS[run % 4 :] + COLD_CONTENDERS[: run % 4]:
             found[name].append(spawn(name, SAMPLE))
     summary = {}
     for name, reports in found.items():
@@ -479,7 +538,7 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true", help="peak RSS by image size, and cost")
     parser.add_argument("--tiles", action="store_true", help="only the tiling bench: tiled vs untiled")
     parser.add_argument("--json", type=Path, default=RESULTS, help="where the figures go")
-    parser.add_argument("--child", choices=CONTENDERS, help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=COLD_CONTENDERS, help=argparse.SUPPRESS)
     parser.add_argument("--image", help=argparse.SUPPRESS)
     parser.add_argument("--params", help=argparse.SUPPRESS)
     parser.add_argument("--cpus", type=int, default=0, help=argparse.SUPPRESS)

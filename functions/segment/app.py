@@ -9,23 +9,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
-
-from segjob_core.errors import InvalidParams, JobCanceled, JobError, ModelUnavailable
-from segjob_core.models import SegmentRequest
-from segmentation import storage
-from segmentation.service import ModelProvider, segment_image
+from segmentation.loader import open_bundled
 from segmentation.settings import SegmentSettings
+
+settings = SegmentSettings.from_env()
+# The baked-in model opens from here on, on a thread: ONNX Runtime builds its session and
+# runs it once with the GIL released while this thread imports the rest (the contract
+# models, OpenCV, Powertools and X-Ray, boto3: most of a cold start). Hence the late imports.
+opening = open_bundled(settings)
+
+from aws_lambda_powertools import Logger, Metrics, Tracer  # noqa: E402
+from aws_lambda_powertools.metrics import MetricUnit  # noqa: E402
+from aws_lambda_powertools.utilities.typing import LambdaContext  # noqa: E402
+from pydantic import ValidationError  # noqa: E402
+
+from segjob_core.errors import InvalidParams, JobCanceled, JobError, ModelUnavailable  # noqa: E402
+from segjob_core.models import SegmentRequest  # noqa: E402
+from segmentation import storage  # noqa: E402
+from segmentation.service import ModelProvider, segment_image  # noqa: E402
 
 logger = Logger(service="segment")
 tracer = Tracer(service="segment")
 metrics = Metrics(service="segment")  # namespace: POWERTOOLS_METRICS_NAMESPACE
 
-settings = SegmentSettings.from_env()
-models = ModelProvider(settings, fetch=storage.download_model)
+models = ModelProvider(settings, fetch=storage.download_model, opening=opening)
 store = storage.S3ObjectStore()
 # Progress of tiled jobs and the cancel checks; none outside a stack (no JOBS_TABLE).
 jobs = storage.DynamoJobRecord(settings.jobs_table) if settings.jobs_table else None

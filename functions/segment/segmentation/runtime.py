@@ -10,7 +10,6 @@ export (Ultralytics' default) gets its one fixed size. No torch, no Ultralytics 
 from __future__ import annotations
 
 import ast
-import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,10 +24,10 @@ from segjob_core.errors import InvalidParams, ModelUnavailable
 from segjob_core.models import JobParams, ModelInfo
 
 from .decode import DEFAULT_IMGSZ
+from .loader import EXPORT_COMMAND, ModelOpening, OpenedModel, open_session
 from .postprocess import Prediction, select, to_prediction
 
 BACKEND = "onnxruntime"
-EXPORT_COMMAND = "yolo export model={name} format=onnx dynamic=True"
 PAD_VALUE = 114  # grey of the letterbox borders, as the model was trained with
 # Frames per forward pass when a job infers several (tiles): 36 tiles at 320 px took 1.17 s in
 # batches of 8 against 1.77 s with one call per tile on 2 vCPUs; larger batches gained nothing.
@@ -36,33 +35,6 @@ PAD_VALUE = 114  # grey of the letterbox borders, as the model was trained with
 MAX_BATCH = 8
 BATCH_PIXELS = MAX_BATCH * 640 * 640
 _WARMUP_SHAPE = (480, 640, 3)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-CHECKPOINT_SUFFIXES = (".pt", ".pth")
-
-
-def is_torch_checkpoint(path: Path) -> bool:
-    """A PyTorch checkpoint (.pt) rather than an ONNX file: by name, or by content (a zip
-    archive or a pickle, where an ONNX protobuf starts with its IR version field)."""
-    with path.open("rb") as stream:
-        head = stream.read(4)
-    return path.suffix.lower() in CHECKPOINT_SUFFIXES or head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
-
-
-def checkpoint_unavailable(name: str) -> ModelUnavailable:
-    """The error for a .pt where the ONNX export is needed: it names the command that makes it."""
-    return ModelUnavailable(
-        f"{name} is a PyTorch checkpoint; the segment function runs its ONNX export: "
-        f"`{EXPORT_COMMAND.format(name=name)}` writes {Path(name).stem}.onnx (README: Your own model)"
-    )
 
 
 # preprocess ----------------------------------------------------------------------------
@@ -161,20 +133,6 @@ def _metadata(session: ort.InferenceSession, name: str) -> dict[str, Any]:
         raise ModelUnavailable(f"{name} has unreadable export metadata: {exc}") from exc
 
 
-def session_options(threads: int) -> ort.SessionOptions:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads  # on purpose: all the vCPUs the function has
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Idle pool threads spin for a while after each run (~60 ms of CPU) and slow the numpy and
-    # OpenCV work that follows: whole-job times were steadier without (DESIGN.md section 7).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    options.log_severity_level = 3  # errors only
-    return options
-
-
 def check_classes(params: JobParams, info: ModelInfo) -> None:
     """InvalidParams when a job asks for class ids the model does not have."""
     unknown = sorted(set(params.classes or ()) - set(info.classes))
@@ -212,26 +170,23 @@ class Segmenter:
 
     @classmethod
     def load(
-        cls, path: Path, *, threads: int, expected_sha256: str | None = None, warmup: bool = True
+        cls,
+        path: Path,
+        *,
+        threads: int,
+        expected_sha256: str | None = None,
+        warmup: bool = True,
+        opening: ModelOpening | None = None,
     ) -> Segmenter:
-        """Load, verify and warm up the model at `path` (an Ultralytics ONNX export of a -seg model)."""
+        """Load, verify and warm up the model at `path` (an Ultralytics ONNX export of a -seg
+        model); with `opening` (started on `path` earlier, loader.py), take its session."""
+        opened: OpenedModel = (
+            opening.result()
+            if opening is not None
+            else open_session(path, threads=threads, expected_sha256=expected_sha256)
+        )
         started = time.perf_counter()
-        if not path.is_file():
-            raise ModelUnavailable(f"model file {path} does not exist")
-        if is_torch_checkpoint(path):
-            raise checkpoint_unavailable(path.name)
-        sha256 = file_sha256(path)
-        if expected_sha256 and sha256 != expected_sha256.lower():
-            raise ModelUnavailable(
-                f"model file {path} does not match the expected sha256: "
-                f"it has {sha256}, expected {expected_sha256.lower()}"
-            )
-        try:
-            session = ort.InferenceSession(
-                str(path), sess_options=session_options(threads), providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own exception types for a bad file
-            raise ModelUnavailable(f"cannot load model {path.name}: {type(exc).__name__}: {exc}") from exc
+        session, sha256 = opened.session, opened.sha256
         meta = _metadata(session, path.name)
         if meta["task"] != "segment":
             raise ModelUnavailable(f"{path.name} is a {meta['task']} model, not a segmentation model")
@@ -249,7 +204,7 @@ class Segmenter:
         segmenter = cls(session, info, stride=meta["stride"], end2end=meta["end2end"], threads=threads)
         if warmup:  # the first run allocates and plans: pay that at init, not in a job
             segmenter.predict(np.zeros(_WARMUP_SHAPE, dtype=np.uint8), JobParams(conf=1.0))
-        segmenter.load_ms = (time.perf_counter() - started) * 1000
+        segmenter.load_ms = opened.ms + (time.perf_counter() - started) * 1000
         return segmenter
 
     def check_params(self, params: JobParams) -> None:

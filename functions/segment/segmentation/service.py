@@ -25,10 +25,11 @@ from segjob_core.models import JobParams, JobProgress, ResultDocument, SegmentOu
 
 from .budget import TileCost, TimeBudget
 from .decode import decode_image, working_size
+from .loader import CHECKPOINT_SUFFIXES, ModelOpening, checkpoint_unavailable
 from .outputs import render_outputs
 from .postprocess import Prediction, cap, summarize, to_detections
 from .render import annotate, encode_jpeg
-from .runtime import CHECKPOINT_SUFFIXES, Segmenter, checkpoint_unavailable
+from .runtime import Segmenter
 from .settings import SegmentSettings
 from .tiling import Tile, merge_tiles, tile_grid
 
@@ -68,13 +69,18 @@ class ModelProvider:
     """
 
     def __init__(
-        self, settings: SegmentSettings, fetch: ModelFetcher | None = None, cache_dir: Path = MODEL_CACHE_DIR
+        self,
+        settings: SegmentSettings,
+        fetch: ModelFetcher | None = None,
+        cache_dir: Path = MODEL_CACHE_DIR,
+        opening: ModelOpening | None = None,
     ) -> None:
         self._settings = settings
         self._fetch = fetch
         self._cache_dir = cache_dir
         self._segmenter: Segmenter | None = None
         self._lock = threading.Lock()
+        self._opening = opening  # the baked-in model, already being opened (loader.open_bundled)
 
     @property
     def loaded(self) -> Segmenter | None:
@@ -84,13 +90,15 @@ class ModelProvider:
         if self._segmenter is None:
             with self._lock:
                 if self._segmenter is None:
+                    opening, self._opening = self._opening, None  # used once: a failure is not remembered
                     segmenter = Segmenter.load(
                         self._weights_path(),
                         threads=self._settings.thread_count,
                         expected_sha256=self._settings.model_sha256,
                         warmup=False,
+                        opening=opening,
                     )
-                    warm_up(segmenter)
+                    warm_up(segmenter, infer=opening is None)
                     self._segmenter = segmenter
         return self._segmenter
 
@@ -118,14 +126,20 @@ class MemoryStore:
         self.objects[(bucket, key)] = body
 
 
-def warm_up(segmenter: Segmenter) -> None:
+def warm_up(segmenter: Segmenter, *, infer: bool = True) -> None:
     """One job on a grey JPEG, and one drawn detection, before the first real job: the first
     call of each stage (the JPEG decoder, the model's plan for an input size, OpenCV's drawing
-    and encoding) costs several times a warm one, and this way the init phase pays it."""
-    store = MemoryStore()
-    store.objects[("warm-up", "input")] = encode_jpeg(np.full((480, 640, 3), 128, np.uint8))
-    request = SegmentRequest(job_id="job_warmup", bucket="warm-up", key="input")
-    segment_image(request, segmenter=segmenter, store=store, max_image_pixels=640 * 480)
+    and encoding) costs several times a warm one, and this way the init phase pays it. With
+    `infer=False` (the model had its first run when it was opened: loader.ModelOpening) only
+    the stages around the model: decode, draw, encode."""
+    grey = encode_jpeg(np.full((480, 640, 3), 128, np.uint8))
+    if infer:
+        store = MemoryStore()
+        store.objects[("warm-up", "input")] = grey
+        request = SegmentRequest(job_id="job_warmup", bucket="warm-up", key="input")
+        segment_image(request, segmenter=segmenter, store=store, max_image_pixels=640 * 480)
+    else:
+        encode_jpeg(decode_image(grey, max_pixels=640 * 480).pixels)
     square = np.array([[10, 10], [60, 10], [60, 60], [10, 60]], np.float32)
     annotate(
         np.zeros((80, 80, 3), np.uint8),

@@ -12,7 +12,7 @@ from moto import mock_aws
 
 from segjob_core.errors import ModelUnavailable
 from segmentation import storage
-from segmentation.runtime import file_sha256
+from segmentation.loader import ModelOpening, file_sha256, open_bundled
 from segmentation.service import ModelProvider
 from segmentation.settings import SegmentSettings
 
@@ -87,3 +87,58 @@ def test_malformed_model_uri_is_unavailable(tmp_path: Path, uri: str) -> None:
 def test_baked_in_model_that_is_missing_is_unavailable(tmp_path: Path) -> None:
     with pytest.raises(ModelUnavailable, match="does not exist"):
         provider(tmp_path, MODEL_PATH=str(tmp_path / "absent.onnx")).get()
+
+
+# The baked-in model opened on a thread at import (app.py, loader.open_bundled) ----------------
+
+
+def opened_provider(tmp_path: Path, **environ: str) -> ModelProvider:
+    settings = SegmentSettings.from_env({"MODEL_THREADS": "1", **environ})
+    opening = open_bundled(settings)
+    return ModelProvider(
+        settings, fetch=storage.download_model, cache_dir=tmp_path / "models", opening=opening
+    )
+
+
+def test_baked_in_model_opened_early_is_the_one_loaded(tmp_path: Path, tiny_model_path: Path) -> None:
+    models = opened_provider(
+        tmp_path, MODEL_PATH=str(tiny_model_path), MODEL_SHA256=file_sha256(tiny_model_path)
+    )
+
+    segmenter = models.get()
+
+    assert segmenter.info.sha256 == file_sha256(tiny_model_path)
+    assert segmenter.threads == 1
+    assert models.get() is segmenter
+
+
+def test_model_uri_is_not_opened_early(tmp_path: Path) -> None:
+    settings = SegmentSettings.from_env({"MODEL_URI": "s3://bucket/custom-seg.onnx"})
+
+    assert open_bundled(settings) is None
+
+
+def test_early_opening_that_failed_is_reported_then_retried(tmp_path: Path, tiny_model_path: Path) -> None:
+    path = tmp_path / "late.onnx"
+    models = opened_provider(tmp_path, MODEL_PATH=str(path))  # opens before the file is there
+
+    with pytest.raises(ModelUnavailable, match="does not exist"):
+        models.get()
+    path.write_bytes(tiny_model_path.read_bytes())
+    assert models.get().info.name == "late"  # a failure is not remembered: opened again
+
+
+def test_early_opening_checks_the_expected_digest(tmp_path: Path, tiny_model_path: Path) -> None:
+    models = opened_provider(tmp_path, MODEL_PATH=str(tiny_model_path), MODEL_SHA256="ab" * 32)
+
+    with pytest.raises(ModelUnavailable, match="expected abab"):
+        models.get()
+
+
+def test_early_opening_of_a_checkpoint_names_the_export_command(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "best.pt"
+    checkpoint.write_bytes(b"PK\x03\x04 a checkpoint")
+    opening = ModelOpening(checkpoint, threads=1)
+
+    with pytest.raises(ModelUnavailable, match=r"yolo export model=best.pt format=onnx"):
+        opening.result()

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from segjob_core.models import Detection, JobParams, ResultDocument, SegmentRequest
-from segmentation.runtime import Segmenter, file_sha256
+from segmentation.loader import file_sha256
+from segmentation.runtime import Segmenter
 from segmentation.service import segment_image
 
 from .conftest import DEMO_CHECKPOINT, DEMO_MODEL, ROOT

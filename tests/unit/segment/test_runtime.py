@@ -11,9 +11,10 @@ import pytest
 from segjob_core.errors import InvalidParams, ModelUnavailable
 from segjob_core.models import JobParams
 from segmentation.decode import decode_image
+from segmentation.loader import file_sha256
 from segmentation.postprocess import Prediction, polygon_area, summarize, to_detections
 from segmentation.render import annotate, encode_jpeg
-from segmentation.runtime import Letterbox, Segmenter, file_sha256
+from segmentation.runtime import Letterbox, Segmenter
 
 from .conftest import TEST_CLASSES
 
