@@ -243,6 +243,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
     def finish(job_id: str) -> Job:
         job = client.wait(job_id, timeout=args.timeout)
+        if args.webhook:  # show how its delivery went, not the PENDING of the moment it ended
+            job = client.wait_for_webhook(job_id)
         if args.out and job.status is JobStatus.SUCCEEDED:
             client.download_results(job, args.out)
         return job

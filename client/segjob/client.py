@@ -50,6 +50,7 @@ from segjob_core.models import (
     JobStatus,
     RotateWebhookSecretRequest,
     WebhookSecret,
+    WebhookStatus,
 )
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -61,6 +62,10 @@ RETRIES = 4
 # How long `submit` reads the job again after the upload, until the upload has started it:
 # on AWS the S3 event reaches the state machine within a second or two.
 START_WAIT_SECONDS = 10.0
+# How long `wait_for_webhook` reads a finished job again until its first delivery attempt is
+# recorded: the notify step starts when the job ends, and one attempt ends within 10 s
+# (template.yaml: WEBHOOK_TIMEOUT_SECONDS), plus the state machine's own steps.
+WEBHOOK_WAIT_SECONDS = 20.0
 # Enough pooled connections for the CLI's parallel uploads and waits.
 POOL_SIZE = 32
 
@@ -259,6 +264,17 @@ class Client:
         if not job.status.terminal:
             raise SegjobError(f"job {job_id} still {job.status} after {timeout:.0f} s", "WaitTimeout")
         return job
+
+    def wait_for_webhook(self, job_id: str, timeout: float = WEBHOOK_WAIT_SECONDS) -> Job:
+        """The finished job once its webhook has a first delivery attempt (DELIVERED, FAILED,
+        or PENDING with a retry scheduled), or as last read after ``timeout`` seconds; at
+        once for a job without a webhook."""
+
+        def attempted(job: Job) -> bool:
+            hook = job.webhook
+            return hook is None or hook.status is not WebhookStatus.PENDING or bool(hook.attempts)
+
+        return self._poll(job_id, attempted, timeout)
 
     def _poll(
         self,

@@ -382,6 +382,8 @@ def test_listener_receives_a_real_jobs_webhook(runtime, env, tmp_path) -> None:
         done = segjob("submit", SAMPLES[0], "--webhook", hooks.url, "--wait", "--json", env=env)
         assert done.returncode == EXIT_OK, done.stderr
         [job] = job_lines(done.stdout)
+        # --wait with --webhook shows how the delivery went, not the PENDING of the job's last moment
+        assert job.webhook is not None and job.webhook.status.value == "DELIVERED", job.webhook
 
         printed = json.loads(hooks.stdout.get(timeout=60))
     finally:

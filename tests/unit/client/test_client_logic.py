@@ -235,3 +235,49 @@ def test_download_results_of_a_job_without_results_is_an_error(tmp_path) -> None
         Client("http://127.0.0.1:3000").download_results(Job.model_validate(JOB), tmp_path)
     assert missing.value.code == "NoResults"
     assert not (tmp_path / "job_1").exists()
+
+
+def _finished(webhook: dict[str, object] | None) -> dict[str, object]:
+    job: dict[str, object] = {**JOB, "status": "SUCCEEDED"}
+    if webhook is not None:
+        job["webhook"] = {"url": "https://hooks.example.com/in", **webhook}
+    return job
+
+
+def test_wait_for_webhook_reads_until_the_first_attempt_is_recorded(sleeps) -> None:
+    attempt = {
+        "at": "2026-11-22T10:00:02.000Z",
+        "event": "job.succeeded",
+        "outcome": "DELIVERED",
+        "statusCode": 204,
+    }
+    session = FakeSession(
+        (200, _finished({"status": "PENDING"}), {}),
+        (200, _finished({"status": "PENDING"}), {}),
+        (200, _finished({"status": "DELIVERED", "attempts": [attempt]}), {}),
+    )
+
+    job = Client("http://127.0.0.1:3000", session=session).wait_for_webhook("job_1")  # type: ignore[arg-type]
+
+    assert job.webhook is not None and job.webhook.status.value == "DELIVERED"
+    assert len(session.sent) == 3 and len(sleeps) == 2
+
+
+@pytest.mark.parametrize(
+    "webhook",
+    [
+        None,
+        {"status": "FAILED"},
+        {
+            "status": "PENDING",
+            "attempts": [{"at": "2026-11-22T10:00:02.000Z", "event": "job.succeeded", "outcome": "FAILED"}],
+        },
+    ],
+    ids=["no webhook", "failed", "retry scheduled"],
+)
+def test_wait_for_webhook_returns_at_once_when_there_is_nothing_to_wait_for(sleeps, webhook) -> None:
+    session = FakeSession((200, _finished(webhook), {}))
+
+    job = Client("http://127.0.0.1:3000", session=session).wait_for_webhook("job_1")  # type: ignore[arg-type]
+
+    assert job.status.value == "SUCCEEDED" and len(session.sent) == 1 and sleeps == []
