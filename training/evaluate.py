@@ -14,7 +14,14 @@ without ``params.imgsz`` runs at):
 - the 13 shapes of the demo images in samples/ (their labels come from the generator that
   drew them, synth.py ``--demo``): how many are found with the right class, and the extras.
 
+``--sizes`` adds the same figures of the same weights at other image sizes (what a job's
+``params.imgsz`` chooses), with recall by size binned at the default size (the same shapes
+in every row), and the time of one whole job at each size on the function's code path
+(``segment_image`` with the ONNX Runtime ``Segmenter`` on the model's ONNX export, in-memory
+store): eval.json's ``imgsz_sweep``, the card's "Image size trade-off".
+
     python training/evaluate.py                  # eval.json + MODEL_CARD.md (= make eval)
+    python training/evaluate.py --sizes 320,416,512,640   # + the image size trade-off
     python training/evaluate.py --no-card        # print only
     python training/evaluate.py --card-only      # re-render the card from eval.json
 """
@@ -25,6 +32,8 @@ import argparse
 import hashlib
 import json
 import os
+import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -44,6 +53,9 @@ SIZE_BINS: tuple[tuple[str, float, float], ...] = (
     (">= 128 px", 128, float("inf")),
 )
 IOU_MATCH = 0.5
+STRIDE = 32  # the network's largest stride: Ultralytics rounds other sizes up to a multiple of it
+SPEED_IMAGES = (ROOT / "samples" / "shapes-1.jpg", "bus.jpg")  # str: one of Ultralytics' assets
+SPEED_RUNS = 20
 os.environ.setdefault("YOLO_CONFIG_DIR", str(ROOT / "build" / "ultralytics"))
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
@@ -159,8 +171,11 @@ def heldout_metrics(weights: Path, data: Path, imgsz: int) -> dict[str, Any]:
     }
 
 
-def heldout_at_default_conf(model: Any, data: Path, imgsz: int) -> dict[str, Any]:
-    """Recall (right class), class confusion, false positives and recall by size at conf 0.25."""
+def heldout_at_default_conf(
+    model: Any, data: Path, imgsz: int, bin_imgsz: int | None = None
+) -> dict[str, Any]:
+    """Recall (right class), class confusion, false positives and recall by size at conf 0.25;
+    the size of an object is taken at model input of ``bin_imgsz`` (default: ``imgsz``)."""
     from synth import CLASS_NAMES
 
     images = sorted((data / "images" / "heldout").glob("*.jpg"))
@@ -174,7 +189,7 @@ def heldout_at_default_conf(model: Any, data: Path, imgsz: int) -> dict[str, Any
         truth = read_labels(data / "labels" / "heldout" / f"{path.stem}.txt", h, w)
         predicted = predict(model, image, imgsz)
         pred_of, truth_of = match(predicted, truth)
-        scale = imgsz / max(h, w)  # letterbox scale: object size at model input
+        scale = (bin_imgsz or imgsz) / max(h, w)  # letterbox scale: object size at model input
         for t, (cls, mask) in enumerate(truth):
             p = pred_of[t]
             right = p is not None and predicted[p][0] == cls
@@ -247,8 +262,11 @@ def samples(model: Any, imgsz: int) -> dict[str, Any]:
     return {"shapes": total, "right": right, "wrong_class": wrong_class, "missed": missed, "extra": extra}
 
 
-def evaluate_weights(weights: Path, data: Path = DEFAULT_DATA, imgsz: int | None = None) -> dict[str, Any]:
-    """The full evaluation of one checkpoint (what eval.json holds)."""
+def evaluate_weights(
+    weights: Path, data: Path = DEFAULT_DATA, imgsz: int | None = None, bin_imgsz: int | None = None
+) -> dict[str, Any]:
+    """The full evaluation of one checkpoint (what eval.json holds); recall by size is binned
+    at ``bin_imgsz`` (default: the size evaluated at)."""
     from export import trained_imgsz
     from ultralytics import YOLO
 
@@ -256,7 +274,7 @@ def evaluate_weights(weights: Path, data: Path = DEFAULT_DATA, imgsz: int | None
     size = imgsz or trained_imgsz(model)
     started = time.monotonic()
     heldout = heldout_metrics(weights, data, size)
-    heldout.update(heldout_at_default_conf(model, data, size))
+    heldout.update(heldout_at_default_conf(model, data, size, bin_imgsz))
     from synth import HELDOUT_IMAGES, RECIPE_VERSION
 
     result = {
@@ -292,6 +310,170 @@ def recorded_evaluation(weights: Path) -> dict[str, Any] | None:
     if recorded.get("heldout_set") != {"recipe": RECIPE_VERSION, "images": HELDOUT_IMAGES}:
         return None
     return recorded
+
+
+def parse_sizes(text: str) -> list[int]:
+    """``--sizes``: image sizes separated by commas, each a positive multiple of the stride
+    (other sizes would be rounded up by the model's letterbox), in increasing order."""
+    try:
+        sizes = sorted({int(value) for value in text.split(",") if value.strip()})
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a list of image sizes: {text!r}") from exc
+    if not sizes or any(size <= 0 or size % STRIDE for size in sizes):
+        raise argparse.ArgumentTypeError(f"image sizes must be positive multiples of {STRIDE}: {text!r}")
+    return sizes
+
+
+def sweep_row(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """What the image size trade-off keeps of one size's evaluation (evaluate_weights)."""
+    heldout, sample = evaluation["heldout"], evaluation["samples"]
+    return {
+        "imgsz": evaluation["imgsz"],
+        "mask_map50": heldout["mask_map50"],
+        "agnostic_mask_map50": heldout["agnostic_mask_map50"],
+        "recall": heldout["recall"],
+        "false_positives_per_image": heldout["false_positives_per_image"],
+        "fp_per_negative_image": evaluation["negatives"]["false_positives_per_image"],
+        "recall_by_size": heldout["recall_by_size"],
+        "samples": {key: sample[key] for key in ("shapes", "right", "wrong_class", "missed", "extra")},
+        "seconds": evaluation["seconds"],
+    }
+
+
+def speed_images() -> list[Path]:
+    import ultralytics
+
+    assets = Path(ultralytics.__file__).parent / "assets"
+    return [image if isinstance(image, Path) else assets / image for image in SPEED_IMAGES]
+
+
+def job_times(weights: Path, sizes: list[int], runs: int = SPEED_RUNS) -> dict[str, Any] | None:
+    """Warm whole-job times (ms) at each size on the function's code path: ``segment_image``
+    with the ONNX Runtime ``Segmenter`` on the export of ``weights`` (as bench/segment_bench.py
+    runs it), the sizes interleaved run by run so that load on the machine hits all alike.
+    None when there is no export of these weights beside them."""
+    onnx, record = weights.with_suffix(".onnx"), weights.with_suffix(".export.json")
+    if not (onnx.is_file() and record.is_file()):
+        return None
+    if json.loads(record.read_text()).get("sourceSha256") != sha256(weights):
+        return None
+    sys.path.insert(0, str(ROOT / "functions" / "segment"))
+    from segjob_core.models import JobParams, SegmentRequest
+    from segmentation.runtime import Segmenter
+    from segmentation.service import MemoryStore, segment_image, warm_up
+    from segmentation.settings import SegmentSettings
+
+    threads = len(os.sched_getaffinity(0))
+    segmenter = Segmenter.load(onnx, threads=threads)
+    warm_up(segmenter)
+    store, max_pixels = MemoryStore(), SegmentSettings().max_image_pixels
+
+    def job(key: str, size: int) -> tuple[float, int]:
+        request = SegmentRequest(job_id="job_sweep", bucket="sweep", key=key, params=JobParams(imgsz=size))
+        outcome = segment_image(request, segmenter=segmenter, store=store, max_image_pixels=max_pixels)
+        return outcome.timings.to_json_dict()["total"], outcome.summary.count
+
+    images: dict[str, Any] = {}
+    for path in speed_images():
+        store.objects[("sweep", path.name)] = path.read_bytes()
+        pixels = cv2.imread(str(path))
+        if pixels is None:
+            raise FileNotFoundError(path)
+        shape = pixels.shape
+        counts = {size: job(path.name, size)[1] for size in sizes}  # the first at a size: not warm
+        totals: dict[int, list[float]] = {size: [] for size in sizes}
+        for run in range(runs):
+            for size in sizes[run % len(sizes) :] + sizes[: run % len(sizes)]:
+                totals[size].append(job(path.name, size)[0])
+        images[path.name] = {
+            "pixels": f"{shape[1]}x{shape[0]}",
+            "by_imgsz": {
+                str(size): {
+                    "median_ms": round(statistics.median(totals[size]), 1),
+                    "p90_ms": round(percentile(totals[size], 0.9), 1),
+                    "detections": counts[size],
+                }
+                for size in sizes
+            },
+        }
+    return {
+        "onnx": onnx.name,
+        "runs": runs,
+        "threads": threads,
+        "vcpus": len(os.sched_getaffinity(0)),
+        "images": images,
+    }
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The value at quantile ``q`` (nearest rank, as bench/stats.py)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def imgsz_sweep(weights: Path, data: Path, sizes: list[int], evaluation: dict[str, Any]) -> dict[str, Any]:
+    """The image size trade-off: ``evaluation`` (at the default size) and the evaluation of the
+    same weights at each other size, recall by size binned at the default size; job times."""
+    default = evaluation["imgsz"]
+    rows = []
+    for size in sizes:
+        at_size = evaluation if size == default else evaluate_weights(weights, data, size, bin_imgsz=default)
+        rows.append(sweep_row(at_size))
+        print(f"imgsz {size}: evaluated in {at_size['seconds']} s", flush=True)
+    return {"binned_at": default, "sizes": rows, "job_times": job_times(weights, sizes)}
+
+
+def sweep_section(sweep: dict[str, Any] | None, conf: float) -> str:
+    """The card's "Image size trade-off" (empty without a sweep in eval.json)."""
+    if not sweep:
+        return ""
+    times = sweep["job_times"]
+    bins = [b["size"] for b in sweep["sizes"][0]["recall_by_size"]]
+    images = list(times["images"]) if times else []
+    header = (
+        ["imgsz", "mask mAP50", "class-agnostic", "FP / held-out image", "FP / shape-free photo"]
+        + [f"recall {name}" for name in bins]
+        + ["samples right / extra"]
+        + [f"{name} ms (median / p90)" for name in images]
+    )
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in sweep["sizes"]:
+        cells = [
+            str(row["imgsz"]),
+            f"{row['mask_map50']:.3f}",
+            f"{row['agnostic_mask_map50']:.3f}",
+            f"{row['false_positives_per_image']:.2f}",
+            f"{row['fp_per_negative_image']:.2f}",
+            *("-" if b["recall"] is None else f"{b['recall']:.3f}" for b in row["recall_by_size"]),
+            f"{row['samples']['right']}/{row['samples']['shapes']} / {row['samples']['extra']}",
+        ]
+        for name in images:
+            time_ = times["images"][name]["by_imgsz"].get(str(row["imgsz"]))
+            cells.append(f"{time_['median_ms']:.0f} / {time_['p90_ms']:.0f}" if time_ else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    counts = ", ".join(f"{b['size']} {b['objects']}" for b in sweep["sizes"][0]["recall_by_size"])
+    timing = (
+        "Times: one whole job (decode, inference, postprocess, annotate, encode; in-memory store)\n"
+        "on the function's code path, `segment_image` with the ONNX Runtime `Segmenter` on\n"
+        f"`{times['onnx']}`, {times['threads']} threads on {times['vcpus']} vCPUs, median and p90 of "
+        f"{times['runs']} warm runs at each size,\nthe sizes interleaved ("
+        + ", ".join(f"{name} {image['pixels']}" for name, image in times["images"].items())
+        + ")."
+        if times
+        else "No job times: no ONNX export of these weights beside them."
+    )
+    return f"""## Image size trade-off
+
+The same weights at other image sizes (a job's `params.imgsz`; the image is scaled so that
+its longer side is that size). Figures at conf {conf} as above, except that recall by object
+size is binned at imgsz {sweep["binned_at"]} for every row, so that each column holds the same
+shapes ({counts}).
+
+{chr(10).join(lines)}
+
+{timing}
+
+"""
 
 
 CARD = """# Demo model: shapes-seg
@@ -365,7 +547,7 @@ default because the default belongs to the jobs, not to this model (your own mod
 it too). A lower `params.conf` finds more of the small and low-contrast shapes at the cost of
 false positives on photos; the mAP figures (over all thresholds) show what there is to gain.
 
-## What it is not for
+{sweep_section}## What it is not for
 
 - Real objects: it knows four flat geometric shapes, nothing else. On a photo of anything
   else it should find nothing, and a round or boxy object (a coin, a clock, a window) may
@@ -505,6 +687,7 @@ def render_card(weights: Path, evaluation: dict[str, Any], log: dict[str, Any], 
         heldout_photos=", ".join(HELDOUT_PHOTOS),
         run_table=run_table,
         seconds=evaluation["seconds"],
+        sweep_section=sweep_section(evaluation.get("imgsz_sweep"), evaluation["conf"]),
     )
 
 
@@ -548,7 +731,14 @@ def main() -> None:
         "--map-only", action="store_true", help="only the validator's mAP (e.g. your own --data)"
     )
     parser.add_argument("--card-only", action="store_true", help="render the card from the eval.json there")
+    parser.add_argument(
+        "--sizes",
+        type=parse_sizes,
+        help="also evaluate and time the weights at these image sizes, e.g. 320,416,512,640",
+    )
     args = parser.parse_args()
+    if args.sizes and (args.card_only or args.map_only or args.data.resolve() != DEFAULT_DATA.resolve()):
+        parser.error("--sizes is part of the full evaluation of the demo recipe's held-out set")
     if args.card_only:
         print(f"wrote {write_card(args.weights)}")
         return
@@ -562,6 +752,9 @@ def main() -> None:
     evaluation = evaluate_weights(args.weights, args.data, args.imgsz)
     print(summary(evaluation))
     print(f"evaluated in {evaluation['seconds']} s")
+    if args.sizes:
+        evaluation["imgsz_sweep"] = imgsz_sweep(args.weights, args.data, args.sizes, evaluation)
+        print(sweep_section(evaluation["imgsz_sweep"], evaluation["conf"]))
     if not args.no_card:
         print(f"wrote {write_card(args.weights, evaluation)}")
 
