@@ -124,11 +124,14 @@ def test_sample_images_give_the_same_detections(
     demo_segmenter: Segmenter, reference, image: Path, retina_masks: bool
 ) -> None:
     data = image.read_bytes()
-    params = JobParams(retina_masks=retina_masks, annotate=False)
+    # bus.jpg has no shapes, and at the default conf the demo model rightly finds none there:
+    # at a low conf the backends are compared on what it is least sure of.
+    conf = 0.25 if image.parent.name == "samples" else 0.02
+    params = JobParams(retina_masks=retina_masks, annotate=False, conf=conf)
 
     ours, theirs = run(demo_segmenter, data, params), run(reference, data, params)
 
-    assert ours.detections, "the demo model finds something on every sample"
+    assert ours.detections, f"the demo model finds something on every sample at conf {conf}"
     size = (ours.image.width, ours.image.height)
     assert_same_detections(ours.detections, theirs.detections, size, masks=image.parent.name == "samples")
     assert ours.model.backend == "onnxruntime" and theirs.model.backend == "torch"
