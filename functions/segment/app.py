@@ -29,7 +29,7 @@ from segmentation import storage  # noqa: E402
 from segmentation.service import ModelProvider, segment_image  # noqa: E402
 
 logger = Logger(service="segment")
-tracer = Tracer(service="segment")
+tracer = Tracer(service="segment", patch_modules=("botocore",))  # the only library it calls out with
 metrics = Metrics(service="segment")  # namespace: POWERTOOLS_METRICS_NAMESPACE
 
 models = ModelProvider(settings, fetch=storage.download_model, opening=opening)

@@ -110,14 +110,14 @@ def test_the_image_holds_the_runtime_only(built: str, report: dict[str, Any]) ->
         built,
         "import importlib.util as u, json, sys; "
         "print(json.dumps({'python': sys.version.split()[0], "
-        "'present': [m for m in ('onnxruntime', 'cv2', 'numpy', 'PIL', 'boto3') if u.find_spec(m)], "
+        "'present': [m for m in ('onnxruntime', 'cv2', 'numpy', 'PIL', 'botocore') if u.find_spec(m)], "
         "'toolchain': [m for m in ('torch', 'torchvision', 'ultralytics', 'onnx') if u.find_spec(m)]}))",
     )
     facts = json.loads(found)
     report["python"] = facts["python"]
 
     assert facts["toolchain"] == []
-    assert facts["present"] == ["onnxruntime", "cv2", "numpy", "PIL", "boto3"]
+    assert facts["present"] == ["onnxruntime", "cv2", "numpy", "PIL", "botocore"]
     # the build stage's CA bundle and pip's work stay in the build stage
     leftovers = docker("run", "--rm", "--network", "none", "--entrypoint", "sh", built, "-c",
                        "find / -xdev -name build-ca.pem 2>/dev/null; ls /opt/build 2>/dev/null; true").stdout  # fmt: skip

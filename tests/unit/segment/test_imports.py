@@ -16,6 +16,9 @@ import sys
 from .conftest import FUNCTION_DIR, ROOT
 
 TOOLCHAIN = ("torch", "torchvision", "ultralytics")
+# What a cold start need not pay for: boto3 and s3transfer (storage.py calls botocore), and
+# the HTTP and database libraries the X-Ray SDK would patch if the Tracer patched them all.
+COLD_START_EXTRAS = ("boto3", "s3transfer", "requests", "httpx", "sqlite3", "pynamodb", "sqlalchemy")
 
 SCRIPT = """
 import json, sys
@@ -36,7 +39,7 @@ print(json.dumps({"count": outcome.summary.count, "backend": outcome.model.backe
 """
 
 
-def test_the_function_imports_neither_torch_nor_ultralytics() -> None:
+def run_job(**environ: str) -> dict:
     env = {
         "PATH": os.environ["PATH"],
         "PYTHONPATH": os.pathsep.join([str(FUNCTION_DIR), str(ROOT / "functions" / "shared")]),
@@ -46,6 +49,7 @@ def test_the_function_imports_neither_torch_nor_ultralytics() -> None:
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "SegJobTests",
         "MODEL_THREADS": "1",
+        **environ,
     }
     completed = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(ROOT / "samples" / "shapes-1.jpg")],
@@ -57,8 +61,30 @@ def test_the_function_imports_neither_torch_nor_ultralytics() -> None:
         check=False,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    report: dict = json.loads(completed.stdout.strip().splitlines()[-1])
+    return report
+
+
+def test_the_function_imports_neither_torch_nor_ultralytics() -> None:
+    report = run_job()
 
     assert report["backend"] == "onnxruntime" and report["count"] > 0  # a real job ran (tiled: 960 > 512)
     assert "onnxruntime" in report["modules"]
     assert not set(TOOLCHAIN) & set(report["modules"])
+
+
+def test_a_traced_cold_start_imports_only_what_the_function_calls(tmp_path) -> None:
+    """As on Lambda with active tracing: the Tracer patches botocore only, and no boto3."""
+    report = run_job(
+        LAMBDA_TASK_ROOT=str(FUNCTION_DIR),
+        AWS_LAMBDA_FUNCTION_NAME="SegmentFunction",
+        POWERTOOLS_TRACE_DISABLED="false",
+        _X_AMZN_TRACE_ID="Root=1-67890abc-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled=1",
+        AWS_XRAY_DAEMON_ADDRESS="127.0.0.1:9",  # UDP, nobody listens: segments are dropped
+        AWS_XRAY_CONTEXT_MISSING="LOG_ERROR",
+        TMPDIR=str(tmp_path),
+    )
+
+    assert report["count"] > 0
+    assert "botocore" in report["modules"] and "aws_xray_sdk" in report["modules"]
+    assert not set(COLD_START_EXTRAS) & set(report["modules"])
