@@ -173,10 +173,13 @@ def make_mixed_scene(
                 continue  # shapes never touch: every instance is whole and visible
             class_id = int(allowed[int(rng.integers(0, len(allowed)))])
             poly = _shape_polygon(rng, class_id, cx, cy, r)
-            x0, y0 = int(cx - r) - 1, int(cy - r) - 1  # the shape's window: draw there, not on all of img
-            window = img[max(0, y0) : int(cy + r) + 2, max(0, x0) : int(cx + r) + 2]
+            # The shape's window (draw there, not on all of img): the polygon's own bounds, as
+            # a rotated rectangle's corners reach up to 1.2 r from its centre (a window of
+            # radius r cut them off: an octagon labelled rectangle).
+            x0, y0 = max(0, int(poly[:, 0].min()) - 1), max(0, int(poly[:, 1].min()) - 1)
+            window = img[y0 : min(h, int(poly[:, 1].max()) + 2), x0 : min(w, int(poly[:, 0].max()) + 2)]
             mask = np.zeros(window.shape[:2], np.uint8)
-            cv2.fillPoly(mask, [np.round(poly - (max(0, x0), max(0, y0))).astype(np.int32)], 1)
+            cv2.fillPoly(mask, [np.round(poly - (x0, y0)).astype(np.int32)], 1)
             inside = mask.astype(bool)
             colour = _contrasting_colour(rng, window[inside].mean(axis=0))
             window[inside] = np.clip(colour + rng.normal(0, 5, size=(int(inside.sum()), 3)), 0, 255)
