@@ -70,8 +70,9 @@ $(TOOLS)/checkov/.installed: requirements-checkov.txt
 	$(TOOLS)/checkov/bin/pip install -q -r requirements-checkov.txt
 	touch $@
 
+# IMAGES="a.jpg b.png": your own images instead of samples/*.jpg
 demo: setup
-	$(PY) -m local.demo
+	$(PY) -m local.demo $(IMAGES)
 
 # Local mode in the background (state and logs in .local-state/); see README "Run it yourself".
 local-up: setup

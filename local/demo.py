@@ -4,8 +4,8 @@ machine and handlers that `sam deploy` ships.
 Starts local mode and a webhook receiver, submits the sample images over the HTTP API,
 uploads each with its presigned POST, waits for the signed webhook and also polls,
 downloads result.json and annotated.jpg to out/<jobId>/, prints a table and stops
-everything it started. Exit status 0 only if every job succeeded with detections and a
-verified webhook.
+everything it started. Exit status 0 only if every job succeeded with a verified webhook,
+and found shapes in each sample (an image of your own may rightly have none).
 """
 
 from __future__ import annotations
@@ -83,8 +83,8 @@ def main() -> int:
     for image, job, event in rows:
         if job.status is not JobStatus.SUCCEEDED:
             problems.append(f"{image.name}: {job.status.value} {job.error.code if job.error else ''}")
-        elif not job.result or job.result.summary.count == 0:
-            problems.append(f"{image.name}: no detections")
+        elif not args.images and (not job.result or job.result.summary.count == 0):
+            problems.append(f"{image.name}: no detections")  # every sample shows shapes
         if event.data.status != job.status:
             problems.append(f"{image.name}: webhook says {event.data.status}, API says {job.status}")
     for problem in problems:

@@ -5,6 +5,7 @@ touches the other's endpoints.json."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
@@ -147,3 +148,25 @@ def test_down_stops_it_and_leaves_no_endpoints(tmp_path) -> None:
         assert gone.returncode == 1 and gone.stdout == "" and "not running" in gone.stderr
     again = local("down", "--state-dir", str(tmp_path))
     assert again.returncode == 0 and "not running" in again.stdout
+
+
+@pytest.mark.slow
+def test_demo_on_photos_without_shapes_finds_at_most_one_each(tmp_path) -> None:
+    """The demo model on real photos it never saw (Ultralytics' sample photos, no shapes in
+    them): jobs succeed with at most one (false) detection each, and the demo exits 0, since
+    an image of the user's own may rightly hold none."""
+    assets = Path(importlib.util.find_spec("ultralytics").origin).parent / "assets"  # type: ignore[union-attr,arg-type]
+    photos = [assets / "bus.jpg", assets / "zidane.jpg"]
+
+    demo = subprocess.run(
+        [sys.executable, "-m", "local.demo", *map(str, photos), "--out", str(tmp_path / "out")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    counts = [json.loads(p.read_text())["summary"]["count"] for p in (tmp_path / "out").glob("*/result.json")]
+    assert len(counts) == 2 and max(counts) <= 1, counts
