@@ -110,19 +110,24 @@ def test_up_on_a_port_in_use_says_so(tmp_path) -> None:
     assert not (tmp_path / "endpoints.json").exists()
 
 
-@pytest.mark.slow
-def test_demo_runs_beside_an_instance_without_touching_it(instance, tmp_path) -> None:
-    state_dir, endpoints = instance
-    before = (state_dir / "endpoints.json").read_bytes()
-
-    demo = subprocess.run(
-        [sys.executable, "-m", "local.demo", "--out", str(tmp_path / "out")],
+def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
+    """`make demo`'s command: local.demo in a new interpreter."""
+    return subprocess.run(
+        [sys.executable, "-m", "local.demo", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=900,
         check=False,
     )
+
+
+@pytest.mark.slow
+def test_demo_runs_beside_an_instance_without_touching_it(instance, tmp_path) -> None:
+    state_dir, endpoints = instance
+    before = (state_dir / "endpoints.json").read_bytes()
+
+    demo = run_demo("--out", str(tmp_path / "out"))
 
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert demo.stdout.count("SUCCEEDED") == len(list((ROOT / "samples").glob("*.jpg")))
@@ -158,14 +163,7 @@ def test_demo_on_photos_without_shapes_finds_at_most_one_each(tmp_path) -> None:
     assets = Path(importlib.util.find_spec("ultralytics").origin).parent / "assets"  # type: ignore[union-attr,arg-type]
     photos = [assets / "bus.jpg", assets / "zidane.jpg"]
 
-    demo = subprocess.run(
-        [sys.executable, "-m", "local.demo", *map(str, photos), "--out", str(tmp_path / "out")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    demo = run_demo(*map(str, photos), "--out", str(tmp_path / "out"))
 
     assert demo.returncode == 0, demo.stdout + demo.stderr
     counts = [json.loads(p.read_text())["summary"]["count"] for p in (tmp_path / "out").glob("*/result.json")]
