@@ -46,6 +46,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 for _path in ("functions/segment", "functions/shared", "training"):
     sys.path.insert(0, str(ROOT / _path))
+sys.path.append(str(ROOT))  # local mode's helpers, for the parent only
 
 from stats import percentile, print_table  # noqa: E402 - bench/stats.py, beside this script
 
@@ -211,12 +212,12 @@ def handler_child(args: argparse.Namespace) -> None:
         MODEL_THREADS=str(args.threads or len(os.sched_getaffinity(0))),
         # What Lambda sets, so that Powertools and the X-Ray SDK take their Lambda paths (the
         # SDK's sampler, for one, makes an X-Ray API client outside Lambda: ~0.1 s): active
-        # tracing with a sampled trace, segments sent to a UDP port where nobody listens.
+        # tracing with the sampled trace `spawn` passes (_X_AMZN_TRACE_ID), segments sent to
+        # a UDP port where nobody listens.
         LAMBDA_TASK_ROOT=str(ROOT / "functions" / "segment"),
         AWS_LAMBDA_FUNCTION_NAME=BenchContext.function_name,
         AWS_LAMBDA_FUNCTION_MEMORY_SIZE=str(BenchContext.memory_limit_in_mb),
         AWS_EXECUTION_ENV="AWS_Lambda_python3.12",
-        _X_AMZN_TRACE_ID="Root=1-67890abc-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled=1",
         AWS_XRAY_DAEMON_ADDRESS="127.0.0.1:2000",
         AWS_XRAY_CONTEXT_MISSING="LOG_ERROR",
     )
@@ -250,8 +251,15 @@ def spawn(contender: str, image: Path, *, threads: int = 0, cpus: int = 0, **ext
         command += ["--params", json.dumps(extra["params"])]
     if extra.get("warm_runs"):
         command += ["--warm-runs", str(extra["warm_runs"])]
+    env = None
+    if contender == "handler":  # a traced invocation's header, as Lambda gives it (local mode's)
+        from local.lambda_runtime import new_trace_header
+
+        env = {**os.environ, "_X_AMZN_TRACE_ID": new_trace_header()}
     started = time.perf_counter()
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    ) as process:
         line = ""
         for line in process.stdout or ():  # until the report: the first result is done
             if line.startswith(REPORT):

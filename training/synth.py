@@ -82,6 +82,13 @@ def _shape_polygon(rng: np.random.Generator, class_id: int, cx: float, cy: float
     return (pts + np.array([cx, cy])).astype(np.float32)
 
 
+def _window(poly: np.ndarray, h: int, w: int) -> tuple[int, int, int, int]:
+    """The polygon's bounds in an (h, w) frame, (x0, y0, x1, y1) with exclusive ends: where to
+    draw it instead of the whole frame."""
+    x0, y0 = max(0, int(poly[:, 0].min())), max(0, int(poly[:, 1].min()))
+    return x0, y0, min(w, int(poly[:, 0].max()) + 2), min(h, int(poly[:, 1].max()) + 2)
+
+
 def _contrasting_colour(rng: np.random.Generator, bg: np.ndarray) -> np.ndarray:
     for _ in range(20):
         colour = rng.uniform(0, 255, size=3)
@@ -173,11 +180,10 @@ def make_mixed_scene(
                 continue  # shapes never touch: every instance is whole and visible
             class_id = int(allowed[int(rng.integers(0, len(allowed)))])
             poly = _shape_polygon(rng, class_id, cx, cy, r)
-            # The shape's window (draw there, not on all of img): the polygon's own bounds, as
-            # a rotated rectangle's corners reach up to 1.2 r from its centre (a window of
-            # radius r cut them off: an octagon labelled rectangle).
-            x0, y0 = max(0, int(poly[:, 0].min()) - 1), max(0, int(poly[:, 1].min()) - 1)
-            window = img[y0 : min(h, int(poly[:, 1].max()) + 2), x0 : min(w, int(poly[:, 0].max()) + 2)]
+            # Draw in the polygon's own bounds (a rotated rectangle's corners reach 1.2 r from
+            # its centre: a window of radius r cut them off, an octagon labelled rectangle).
+            x0, y0, x1, y1 = _window(poly, h, w)
+            window = img[y0:y1, x0:x1]
             mask = np.zeros(window.shape[:2], np.uint8)
             cv2.fillPoly(mask, [np.round(poly - (x0, y0)).astype(np.int32)], 1)
             inside = mask.astype(bool)
@@ -402,8 +408,7 @@ def make_mixed_image(
             cx, cy = rng.uniform(margin, w - margin), rng.uniform(margin, h - margin)
             poly = _mixed_polygon(rng, class_id, cx, cy, r)
             # Draw in the shape's window only (not the whole frame): this runs thousands of times.
-            x0, y0 = max(0, int(poly[:, 0].min())), max(0, int(poly[:, 1].min()))
-            x1, y1 = min(w, int(poly[:, 0].max()) + 2), min(h, int(poly[:, 1].max()) + 2)
+            x0, y0, x1, y1 = _window(poly, h, w)
             mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
             cv2.fillPoly(mask, [np.round(poly - (x0, y0)).astype(np.int32)], 1)
             inside = mask.astype(bool)

@@ -117,12 +117,10 @@ def download_model(uri: str, directory: Path) -> Path:
         with partial.open("wb") as out:
             for chunk in body.iter_chunks(_CHUNK):
                 out.write(chunk)
-    except ClientError as exc:
+    except (ClientError, BotoCoreError) as exc:  # BotoCoreError: the connection broke off
         partial.unlink(missing_ok=True)
-        reason = "does not exist" if _code(exc) in _MISSING else f"cannot be read ({_code(exc) or exc})"
+        code = _code(exc) if isinstance(exc, ClientError) else ""
+        reason = "does not exist" if code in _MISSING else f"cannot be read ({code or exc})"
         raise ModelUnavailable(f"model {uri} {reason}") from exc
-    except BotoCoreError as exc:  # the connection broke off mid-download
-        partial.unlink(missing_ok=True)
-        raise ModelUnavailable(f"model {uri} cannot be read ({exc})") from exc
     partial.replace(target)
     return target

@@ -13,6 +13,8 @@ import os
 import subprocess
 import sys
 
+from local.lambda_runtime import new_trace_header
+
 from .conftest import FUNCTION_DIR, ROOT
 
 TOOLCHAIN = ("torch", "torchvision", "ultralytics")
@@ -79,7 +81,7 @@ def test_a_traced_cold_start_imports_only_what_the_function_calls(tmp_path) -> N
         LAMBDA_TASK_ROOT=str(FUNCTION_DIR),
         AWS_LAMBDA_FUNCTION_NAME="SegmentFunction",
         POWERTOOLS_TRACE_DISABLED="false",
-        _X_AMZN_TRACE_ID="Root=1-67890abc-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled=1",
+        _X_AMZN_TRACE_ID=new_trace_header(),
         AWS_XRAY_DAEMON_ADDRESS="127.0.0.1:9",  # UDP, nobody listens: segments are dropped
         AWS_XRAY_CONTEXT_MISSING="LOG_ERROR",
         TMPDIR=str(tmp_path),
