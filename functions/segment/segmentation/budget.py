@@ -45,15 +45,30 @@ def finish_ms(frame_pixels: int) -> float:
 
 class TileCost:
     """The per-process calibration: ms per input megapixel, the default until a tiled job
-    measured its own."""
+    measured its own.
+
+    A rate measured at one imgsz is trusted at that imgsz only: the cost per input pixel
+    grows with the frame, so a rate from small frames waved through a job of large ones that
+    could not finish (seen in a CI run: after jobs of 256 px tiles, 225 tiles at imgsz 2048
+    started, then measured 588 ms a frame and stopped with TimeBudgetExceeded). At another
+    imgsz the estimate takes the default or the measured rate, whichever is higher (a slower
+    CPU or a larger model shows at every size)."""
 
     def __init__(self, ms_per_input_megapixel: float = DEFAULT_MS_PER_INPUT_MEGAPIXEL) -> None:
         self.ms_per_input_megapixel = ms_per_input_megapixel
+        self.measured_at: int | None = None  # the imgsz of the rate; None: any (given, not measured)
 
     def record(self, frames: int, elapsed_ms: float, imgsz: int) -> None:
         """A job inferred `frames` frames at imgsz in `elapsed_ms`: the next estimate uses this rate."""
         if frames > 0 and elapsed_ms > 0:
             self.ms_per_input_megapixel = elapsed_ms / frames / (imgsz * imgsz / 1e6)
+            self.measured_at = imgsz
+
+    def rate(self, imgsz: int) -> float:
+        """Ms per input megapixel to estimate a job at imgsz with."""
+        if self.measured_at in (None, imgsz):
+            return self.ms_per_input_megapixel
+        return max(self.ms_per_input_megapixel, DEFAULT_MS_PER_INPUT_MEGAPIXEL)
 
 
 @dataclass(frozen=True)

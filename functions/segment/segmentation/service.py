@@ -335,7 +335,7 @@ class TiledJob:
         imgsz = self.params.imgsz or self.segmenter.info.imgsz or 0
         total = len(tiles)
         budget = TimeBudget(frames=total + 1, imgsz=imgsz, frame_pixels=pixels.shape[0] * pixels.shape[1])
-        budget.check_start(self._remaining(), self.tile_cost.ms_per_input_megapixel)
+        budget.check_start(self._remaining(), self.tile_cost.rate(budget.imgsz))
         ensure_running(
             self.record, self.job_id, "before its first tile", JobProgress(tiles_done=0, tiles_total=total)
         )

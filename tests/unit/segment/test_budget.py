@@ -72,3 +72,13 @@ def test_the_next_estimate_uses_the_rate_a_job_measured() -> None:
     assert cost.ms_per_input_megapixel == pytest.approx(200.0)
     cost.record(frames=0, elapsed_ms=0.0, imgsz=500)  # nothing measured: unchanged
     assert cost.ms_per_input_megapixel == pytest.approx(200.0)
+
+
+def test_a_rate_measured_at_one_imgsz_does_not_lower_the_estimate_at_another() -> None:
+    cost = TileCost()
+    cost.record(frames=10, elapsed_ms=10 * 5.0, imgsz=320)  # ~49 ms per megapixel: fast small frames
+
+    assert cost.rate(320) == pytest.approx(5.0 / 0.1024)
+    assert cost.rate(2048) == DEFAULT_MS_PER_INPUT_MEGAPIXEL
+    cost.record(frames=10, elapsed_ms=10 * 100.0, imgsz=320)  # a slow CPU shows at every size
+    assert cost.rate(2048) == pytest.approx(100.0 / 0.1024)
