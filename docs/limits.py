@@ -96,6 +96,8 @@ def _param_rows(openapi: Mapping[str, Any]) -> Iterator[Row]:
     max_tiles = _constant("functions/segment/segmentation/tiling.py", "MAX_TILES")
     texts = {
         "imgsz": f"the model's training size (demo model: {_demo_model_imgsz()}; {imgsz_default} if the checkpoint records none)",
+        "agnosticNms": "the model's own (demo model: "
+        f"{json.dumps(_demo_model_export()['agnosticNms'])}; false if the export records none)",
         "classes": "all classes",
         "tileSize": "no tiling",
         "outputs": "none (result.json and annotated.jpg only)",
@@ -274,6 +276,10 @@ def _settings_default(relative_path: str, field: str) -> int:
             assert isinstance(node.value, ast.Call)
             return int(ast.literal_eval(node.value.args[0]))
     raise LookupError(f"{relative_path} has no field {field}: update docs/limits.py")
+
+
+def _demo_model_export() -> dict[str, Any]:
+    return json.loads((ROOT / "functions" / "segment" / "model" / "shapes-seg.export.json").read_text())
 
 
 def _demo_model_imgsz() -> int:

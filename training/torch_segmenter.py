@@ -11,6 +11,7 @@ imported by functions/segment.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import time
@@ -65,6 +66,7 @@ class TorchSegmenter:
             task=model.task,
             classes={int(k): str(v) for k, v in model.names.items()},
             imgsz=max(imgsz) if isinstance(imgsz, list | tuple) else (imgsz or 640),
+            agnostic_nms=export_agnostic_nms(path),
         )
         segmenter = cls(model, info, threads)
         if warmup:  # the first call builds the predictor
@@ -91,6 +93,9 @@ class TorchSegmenter:
                     iou=params.iou,
                     classes=params.classes,
                     max_det=params.max_detections,
+                    agnostic_nms=self.info.agnostic_nms
+                    if params.agnostic_nms is None
+                    else params.agnostic_nms,
                     retina_masks=params.retina_masks,
                     device="cpu",
                     save=False,
@@ -106,6 +111,13 @@ class TorchSegmenter:
 
     def predict(self, frame: np.ndarray, params: JobParams) -> Prediction:
         return self.postprocess(self.infer_many([frame], params), params)[0]
+
+
+def export_agnostic_nms(path: Path) -> bool:
+    """The NMS default that training/export.py wrote into the .pt's ONNX export, from the
+    export record beside it (a .pt never exported: Ultralytics' default, class-aware)."""
+    record = path.with_suffix(".export.json")
+    return bool(json.loads(record.read_text()).get("agnosticNms", False)) if record.is_file() else False
 
 
 def extract(result: Any) -> Prediction:

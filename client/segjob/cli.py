@@ -185,6 +185,8 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         params["annotate"] = False
     if args.retina_masks:
         params["retinaMasks"] = True
+    if args.agnostic_nms is not None:
+        params["agnosticNms"] = args.agnostic_nms
     if args.outputs:
         params["outputs"] = args.outputs
     try:
@@ -495,6 +497,11 @@ def _add_job_options(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument(
         "--tile-overlap", type=float, help="fraction of --tile-size tiles share (default 0.2)"
+    )
+    command.add_argument(
+        "--agnostic-nms",
+        action=argparse.BooleanOptionalAction,
+        help="NMS across classes, one class per object (default: the model's own; the demo model's is on)",
     )
     command.add_argument("--no-annotate", action="store_true", help="skip annotated.jpg")
     command.add_argument(

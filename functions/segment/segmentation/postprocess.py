@@ -107,19 +107,27 @@ def cap(prediction: Prediction, limit: int) -> tuple[Prediction, int | None]:
 # detections ----------------------------------------------------------------------------
 
 
-def class_aware_nms(
-    boxes: np.ndarray, confidences: np.ndarray, class_ids: np.ndarray, *, iou: float, limit: int
+def nms(
+    boxes: np.ndarray,
+    confidences: np.ndarray,
+    class_ids: np.ndarray,
+    *,
+    iou: float,
+    limit: int,
+    agnostic: bool = False,
 ) -> np.ndarray:
     """Indices of the kept boxes (x1, y1, x2, y2), most confident first, at most `limit`: a
-    box is dropped when a more confident box of the same class overlaps it by more than `iou`.
+    box is dropped when a more confident box of the same class (of any class, `agnostic`)
+    overlaps it by more than `iou`.
 
     OpenCV's batched NMS (boxes of each class moved apart, in double precision)."""
     if len(boxes) == 0:
         return np.zeros(0, np.int64)
     xywh = np.asarray(boxes, np.float64).copy()
     xywh[:, 2:] -= xywh[:, :2]
-    nms: Any = cv2.dnn.NMSBoxesBatched  # its stubs name sequences; it takes arrays natively
-    kept = nms(xywh, np.asarray(confidences, np.float32), np.asarray(class_ids, np.int32), -1.0, float(iou))
+    groups = np.zeros(len(boxes), np.int32) if agnostic else np.asarray(class_ids, np.int32)
+    batched: Any = cv2.dnn.NMSBoxesBatched  # its stubs name sequences; it takes arrays natively
+    kept = batched(xywh, np.asarray(confidences, np.float32), groups, -1.0, float(iou))
     return np.asarray(kept, np.int64).reshape(-1)[:limit]
 
 
@@ -158,8 +166,13 @@ def select(rows: np.ndarray, params: JobParams, *, classes: int, end2end: bool) 
         index = index[np.argsort(-confidences[index], kind="stable")[:MAX_NMS_CANDIDATES]]
     centre, size = rows[0:2, index].T, rows[2:4, index].T
     boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=1).astype(np.float32)
-    kept = class_aware_nms(
-        boxes, confidences[index], class_ids[index], iou=params.iou, limit=params.max_detections
+    kept = nms(
+        boxes,
+        confidences[index],
+        class_ids[index],
+        iou=params.iou,
+        limit=params.max_detections,
+        agnostic=bool(params.agnostic_nms),
     )
     index = index[kept]
     return Candidates(

@@ -128,6 +128,8 @@ def _metadata(session: ort.InferenceSession, name: str) -> dict[str, Any]:
             "stride": int(raw["stride"]),
             "task": raw["task"],
             "end2end": raw.get("end2end", "False") == "True",
+            # Not Ultralytics': training/export.py --agnostic-nms writes it (a job's default).
+            "agnostic_nms": raw.get("agnostic_nms", "False") == "True",
         }
     except (ValueError, SyntaxError, AttributeError, TypeError) as exc:
         raise ModelUnavailable(f"{name} has unreadable export metadata: {exc}") from exc
@@ -200,6 +202,7 @@ class Segmenter:
             task="segment",
             classes=meta["names"],
             imgsz=max(meta["imgsz"]) or DEFAULT_IMGSZ,
+            agnostic_nms=meta["agnostic_nms"],
         )
         segmenter = cls(session, info, stride=meta["stride"], end2end=meta["end2end"], threads=threads)
         if warmup:  # the first run allocates and plans: pay that at init, not in a job
@@ -250,6 +253,7 @@ class Segmenter:
     ) -> list[Prediction]:
         """Detections of each output in its own frame's pixels; with `masks_for`, only that
         many (the most confident) get masks, the rest come as boxes (`to_prediction`)."""
+        params = params.for_model(self.info.imgsz or DEFAULT_IMGSZ, self.info.agnostic_nms)
         return [
             to_prediction(
                 select(output.detections, params, classes=len(self.names), end2end=self._end2end),

@@ -188,7 +188,8 @@ def segment_image(
     are the same numbers; `upload` and `total` cover annotated.jpg, not the write of
     result.json itself (which carries them).
     """
-    params = request.params.for_model(segmenter.info.imgsz)  # result.json shows the size used
+    # result.json shows the size and the NMS used
+    params = request.params.for_model(segmenter.info.imgsz, segmenter.info.agnostic_nms)
     results_bucket = request.result_bucket or request.bucket
     segmenter.check_params(params)  # before any download: a bad class id fails fast
     clock = StageClock()
@@ -351,4 +352,6 @@ class TiledJob:
             budget.check_progress(done + 1, (time.perf_counter() - started) * 1000, self._remaining())
         self.tile_cost.record(total + 1, (time.perf_counter() - started) * 1000, imgsz)
         with self.clock.stage("postprocess"):
-            return merge_tiles(tiles, predictions, iou=self.params.iou, whole=whole)
+            return merge_tiles(
+                tiles, predictions, iou=self.params.iou, whole=whole, agnostic=bool(self.params.agnostic_nms)
+            )

@@ -6,8 +6,8 @@ pixels instead of being shrunk with the whole image). As in SAHI (slicing-aided 
 inference), the whole frame is inferred too, shrunk to imgsz, so that objects larger than a
 tile are found whole. The tiles' detections are shifted back into frame pixels, partial
 views cut by a tile edge give way to a whole view of the same object (another tile's or
-the whole frame's), and the union is merged by class-aware non-maximum suppression (the
-same as within one frame: `postprocess.class_aware_nms`).
+the whole frame's), and the union is merged by non-maximum suppression (the same as within
+one frame, class-aware or across classes as the job says: `postprocess.nms`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 
 from segjob_core.errors import InvalidParams
 
-from .postprocess import Prediction, class_aware_nms
+from .postprocess import Prediction, nms
 
 # A box side within this fraction of the tile side from a tile side inside the frame: the
 # object is cut there (a model input pixel is tile_size / imgsz frame pixels).
@@ -132,6 +132,7 @@ def merge_tiles(
     iou: float,
     whole: Prediction | None = None,
     max_detections: int | None = None,
+    agnostic: bool = False,
 ) -> Prediction:
     """One prediction in frame pixels from each tile's own (in tile pixels) and, if given,
     the `whole` frame's (in frame pixels), most confident first.
@@ -143,8 +144,8 @@ def merge_tiles(
     partial view that no tile saw whole (which then gives way to it); the rest of it is
     dropped, as the tiles saw those places at a higher resolution (an object they saw whole,
     or nothing: at a scale far from the training images' the whole pass also hallucinates).
-    Duplicates across overlapping tiles are suppressed by class-aware NMS at `iou`, the
-    more confident kept; then the top `max_detections` (all without it: `cap` applies the
+    Duplicates across overlapping tiles are suppressed by NMS at `iou` (across classes with
+    `agnostic`), the more confident kept; then the top `max_detections` (all without it: `cap` applies the
     job's limit and says what it dropped).
     """
     if not tiles:
@@ -170,12 +171,13 @@ def merge_tiles(
     candidates = np.flatnonzero(~dropped)
     limit = len(candidates) if max_detections is None else max_detections
     kept = candidates[
-        class_aware_nms(
+        nms(
             union.boxes[candidates],
             union.confidences[candidates],
             union.class_ids[candidates],
             iou=iou,
             limit=limit,
+            agnostic=agnostic,
         )
     ]
     return union.take(kept)

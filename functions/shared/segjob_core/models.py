@@ -96,6 +96,13 @@ class JobParams(ClientInput):
         None, max_length=1000, description="keep only these class ids"
     )
     max_detections: int = Field(100, ge=1, le=1000)
+    agnostic_nms: bool | None = Field(
+        None,
+        description="non-maximum suppression across classes: of two boxes that overlap by more than iou, the "
+        "less confident one is dropped whatever its class (one class per object); false: only boxes of the "
+        "same class suppress each other; default: the model's own (its export's agnostic_nms metadata; the "
+        "demo model: true), false for a model that records none",
+    )
     annotate: bool = Field(True, description="write results/{jobId}/annotated.jpg")
     retina_masks: bool = Field(False, description="polygons from full-resolution masks (slower)")
     tile_size: int | None = Field(
@@ -118,9 +125,15 @@ class JobParams(ClientInput):
         "the original resolution: 0 = background, i = detection i of result.json, counted from 1)",
     )
 
-    def for_model(self, trained_imgsz: int) -> JobParams:
-        """These params with every default filled in: imgsz falls back to the model's own."""
-        return self if self.imgsz else self.model_copy(update={"imgsz": trained_imgsz})
+    def for_model(self, trained_imgsz: int, agnostic_nms: bool = False) -> JobParams:
+        """These params with every default filled in: imgsz and agnostic_nms fall back to the
+        model's own."""
+        update: dict[str, Any] = {}
+        if not self.imgsz:
+            update["imgsz"] = trained_imgsz
+        if self.agnostic_nms is None:
+            update["agnostic_nms"] = agnostic_nms
+        return self.model_copy(update=update) if update else self
 
 
 # Bounded so that a job item stays far below DynamoDB's 400 KB item limit.
@@ -295,6 +308,7 @@ class ModelInfo(Contract):
     imgsz: int | None = Field(
         None, description="the image size the model was trained at: a job's default imgsz"
     )
+    agnostic_nms: bool = Field(False, description="the model's default for a job's agnosticNms")
 
 
 class Detection(Contract):

@@ -175,6 +175,16 @@ def test_retina_masks_and_tiling_become_job_params() -> None:
     assert _params(args) == {"tileSize": 1024, "tileOverlap": 0.3, "retinaMasks": True}
 
 
+@pytest.mark.parametrize(
+    ("flag", "params"),
+    [([], {}), (["--agnostic-nms"], {"agnosticNms": True}), (["--no-agnostic-nms"], {"agnosticNms": False})],
+)
+def test_nms_across_classes_is_the_models_own_unless_asked(flag: list[str], params: dict) -> None:
+    args = build_parser().parse_args(["submit", str(IMAGE), *flag])
+
+    assert _params(args) == params
+
+
 def test_list_status_is_case_insensitive() -> None:
     args = build_parser().parse_args(["list", "--status", "failed"])
 

@@ -10,8 +10,8 @@ from segjob_core.models import JobParams
 from segmentation.postprocess import (
     Candidates,
     bilinear_weights,
-    class_aware_nms,
     mask_in_box,
+    nms,
     outline,
     polygon_area,
     select,
@@ -68,8 +68,37 @@ def test_select_of_an_end_to_end_head_takes_its_rows_as_they_are() -> None:
 def test_nms_limit_and_empty_input() -> None:
     boxes = np.array([[0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50]], np.float32)
 
-    assert class_aware_nms(boxes, np.array([0.5, 0.9, 0.7]), np.zeros(3), iou=0.5, limit=2).tolist() == [1, 2]
-    assert class_aware_nms(np.zeros((0, 4)), np.zeros(0), np.zeros(0), iou=0.5, limit=9).tolist() == []
+    assert nms(boxes, np.array([0.5, 0.9, 0.7]), np.zeros(3), iou=0.5, limit=2).tolist() == [1, 2]
+    assert nms(np.zeros((0, 4)), np.zeros(0), np.zeros(0), iou=0.5, limit=9).tolist() == []
+
+
+def test_nms_across_classes_drops_the_less_confident_of_two_classes_on_one_object() -> None:
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [40, 40, 50, 50]], np.float32)  # IoU(0, 1) = 0.82
+    confidences, class_ids = np.array([0.6, 0.9, 0.7]), np.array([0, 2, 0])
+
+    assert nms(boxes, confidences, class_ids, iou=0.7, limit=9).tolist() == [1, 2, 0]
+    assert nms(boxes, confidences, class_ids, iou=0.7, limit=9, agnostic=True).tolist() == [1, 2]
+
+
+def test_select_applies_the_jobs_nms() -> None:
+    # Two anchors on one object, one circle (0.6) and one rectangle (0.9); nm = 0 coefficients.
+    rows = np.array(
+        [
+            [5.0, 6.0],  # cx
+            [5.0, 5.0],  # cy
+            [10.0, 10.0],  # w
+            [10.0, 10.0],  # h
+            [0.6, 0.0],  # circle
+            [0.0, 0.9],  # rectangle
+        ],
+        np.float32,
+    )
+
+    aware = select(rows, JobParams(agnostic_nms=False), classes=2, end2end=False)
+    agnostic = select(rows, JobParams(agnostic_nms=True), classes=2, end2end=False)
+
+    assert sorted(aware.class_ids.tolist()) == [0, 1]
+    assert agnostic.class_ids.tolist() == [1]
 
 
 def test_bilinear_weights_upsample_as_opencv_and_pytorch_do() -> None:

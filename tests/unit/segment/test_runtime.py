@@ -30,6 +30,7 @@ def test_model_info_comes_from_the_weights(segmenter: Segmenter, tiny_model_path
     assert info.sha256 == file_sha256(tiny_model_path)
     assert (info.backend, info.task) == ("onnxruntime", "segment")
     assert info.imgsz == 640  # built from a yaml, never trained: exported at Ultralytics' default size
+    assert info.agnostic_nms is False  # Ultralytics' export records none: class-aware, as its predictor
     assert segmenter.load_ms > 0
 
 
@@ -37,6 +38,16 @@ def test_the_demo_model_records_its_training_size(demo_segmenter: Segmenter) -> 
     assert demo_segmenter.info.imgsz == 320
     assert JobParams().for_model(demo_segmenter.info.imgsz).imgsz == 320
     assert JobParams(imgsz=640).for_model(demo_segmenter.info.imgsz).imgsz == 640
+
+
+def test_the_demo_model_suppresses_across_classes_unless_a_job_says_otherwise(
+    demo_segmenter: Segmenter,
+) -> None:
+    info = demo_segmenter.info
+
+    assert info.agnostic_nms is True  # training/export.py wrote it into the export's metadata
+    assert JobParams().for_model(320, info.agnostic_nms).agnostic_nms is True
+    assert JobParams(agnostic_nms=False).for_model(320, info.agnostic_nms).agnostic_nms is False
 
 
 def test_threads_are_set_on_purpose(segmenter: Segmenter) -> None:
@@ -101,12 +112,15 @@ def test_class_names_size_and_stride_come_from_the_export_metadata(tiny_model_pa
     props = {p.key: p for p in graph.metadata_props}
     props["names"].value = "{0: 'cat', 1: 'dog'}"
     props["imgsz"].value = "[416, 416]"
+    entry = graph.metadata_props.add()
+    entry.key, entry.value = "agnostic_nms", "True"
     renamed = tiny_model_path.with_name("renamed.onnx")
     onnx.save(graph, str(renamed))
 
     info = Segmenter.load(renamed, threads=1, warmup=False).info
 
     assert (info.classes, info.imgsz, info.name) == ({0: "cat", 1: "dog"}, 416, "renamed")
+    assert info.agnostic_nms is True
 
 
 @pytest.fixture(scope="module")

@@ -141,6 +141,15 @@ def test_different_classes_in_the_same_place_are_both_kept() -> None:
     assert sorted(merged.class_ids.tolist()) == [0, 1]
 
 
+def test_across_classes_the_more_confident_class_in_the_same_place_is_kept() -> None:
+    left = prediction(([84, 10, 96, 30], 0.8, 0))
+    right = prediction(([4, 10, 16, 30], 0.9, 1))
+
+    merged = merge_tiles(TWO_TILES, [left, right], iou=0.7, max_detections=10, agnostic=True)
+
+    assert merged.class_ids.tolist() == [1]
+
+
 def test_objects_that_overlap_less_than_iou_are_both_kept() -> None:
     left = prediction(([60, 10, 90, 30], 0.8, 0))
     right = prediction(([5, 10, 35, 30], 0.9, 0))  # frame 85..115: IoU 5/55

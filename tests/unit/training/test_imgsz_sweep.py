@@ -32,6 +32,15 @@ def evaluation_at(imgsz: int, recall: float) -> dict[str, Any]:
                 {"size": name, "objects": 10 * (i + 1), "recall": None if i == 2 else recall / (i + 1)}
                 for i, name in enumerate(BINS)
             ],
+            "ap50_by_size": [
+                {"size": "all", "objects": 60, "mask_ap50": recall / 2, "agnostic_mask_ap50": recall / 1.5},
+                {
+                    "size": ">= 16 px",
+                    "objects": 50,
+                    "mask_ap50": recall * 2,
+                    "agnostic_mask_ap50": recall * 2,
+                },
+            ],
         },
         "negatives": {"false_positives_per_image": 0.25},
         "samples": {"shapes": 13, "right": 11, "wrong_class": 1, "missed": 1, "extra": 2},
@@ -94,9 +103,9 @@ def test_the_section_has_a_row_per_size_and_a_column_per_size_bin_and_image() ->
     assert "a.jpg ms (median / p90)" in header
     assert len(rows) == 2
     assert all(row.count("|") == header.count("|") == rule.count("|") for row in rows)
-    assert rows[0].startswith("| 320 | 0.200 | 0.267 | 0.80 | 0.25 | 0.400 | 0.200 | - | 11/13 / 2 |")
+    assert rows[0].startswith("| 320 | 0.200 | 0.267 | 0.800 | 0.80 | 0.25 | 0.400 | 0.200 | - | 11/13 / 2 |")
     assert rows[1].endswith("| 287 / 297 |")
-    assert "binned at imgsz 320" in section
+    assert "taken at imgsz 320" in section
 
 
 def test_without_job_times_the_section_says_so() -> None:
