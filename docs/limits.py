@@ -95,7 +95,8 @@ def _param_rows(openapi: Mapping[str, Any]) -> Iterator[Row]:
     imgsz_default = _constant("functions/segment/segmentation/decode.py", "DEFAULT_IMGSZ")
     max_tiles = _constant("functions/segment/segmentation/tiling.py", "MAX_TILES")
     texts = {
-        "imgsz": f"the model's training size (demo model: {_demo_model_imgsz()}; {imgsz_default} if the checkpoint records none)",
+        "imgsz": f"the model's own, in its export (the training size unless exported at another; demo model: "
+        f"{_demo_model_export()['imgsz']}; {imgsz_default} if the checkpoint records none)",
         "agnosticNms": "the model's own (demo model: "
         f"{json.dumps(_demo_model_export()['agnosticNms'])}; false if the export records none)",
         "classes": "all classes",
@@ -280,11 +281,6 @@ def _settings_default(relative_path: str, field: str) -> int:
 
 def _demo_model_export() -> dict[str, Any]:
     return json.loads((ROOT / "functions" / "segment" / "model" / "shapes-seg.export.json").read_text())
-
-
-def _demo_model_imgsz() -> int:
-    log = json.loads((ROOT / "functions/segment/model/training_log.json").read_text(encoding="utf-8"))
-    return int(log["runs"][-1]["imgsz"])
 
 
 def render() -> str:

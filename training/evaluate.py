@@ -1,6 +1,6 @@
 """Evaluate the demo model as a user meets it; write eval.json and the model card from it.
 
-What it measures, all at the model's default image size (its training size, what a job
+What it measures, all at the model's default image size (export.DEMO_IMGSZ, what a job
 without ``params.imgsz`` runs at):
 
 - the held-out set (training/synth.py ``make_heldout_image``: photos and texture families
@@ -405,11 +405,11 @@ def evaluate_weights(
 ) -> dict[str, Any]:
     """The full evaluation of one checkpoint (what eval.json holds); recall by size is binned
     at ``bin_imgsz`` (default: the size evaluated at)."""
-    from export import DEMO_AGNOSTIC_NMS, trained_imgsz
+    from export import DEMO_AGNOSTIC_NMS, DEMO_IMGSZ
     from ultralytics import YOLO
 
     model = YOLO(str(weights))
-    size = imgsz or trained_imgsz(model)
+    size = imgsz or DEMO_IMGSZ  # what the demo model's jobs run at (export.py)
     started = time.monotonic()
     heldout = heldout_metrics(weights, data, size)
     heldout.update(heldout_at_default_conf(model, data, size, bin_imgsz))
@@ -638,7 +638,7 @@ flat on photographs and textures; use your own `best.pt` for real work (see the 
 | sha256 | `{sha}` |
 {onnx_row}| architecture | YOLOv8n-seg (`yolov8n-seg.yaml`), {nc} classes |
 | classes | {classes} |
-| default image size | {imgsz}: the training size, recorded in the checkpoint; a job without `params.imgsz` runs at it |
+| default image size | {imgsz}, in the export's metadata: a job without `params.imgsz` runs at it (trained at {trained_imgsz}; other sizes: the image size trade-off below) |
 | default threshold | conf {conf}, iou {iou}, at most {max_det} detections (the jobs' defaults), {nms} (the model's default, in its export's metadata: a job's `params.agnosticNms`): every figure below "at conf" is at these |
 | trained | {epochs} epochs in {runs} run(s), {hours:.2f} h on {cpus} CPU cores (the last run: {last_run}) |
 | data | {data} |
@@ -794,6 +794,7 @@ def render_card(weights: Path, evaluation: dict[str, Any], log: dict[str, Any], 
         nc=len(names),
         classes=", ".join(f"{i} `{n}`" for i, n in names.items()),
         imgsz=evaluation["imgsz"],
+        trained_imgsz=last["imgsz"],
         conf=evaluation["conf"],
         iou=evaluation["iou"],
         max_det=evaluation["max_detections"],

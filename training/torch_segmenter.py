@@ -58,7 +58,7 @@ class TorchSegmenter:
         model: Any = YOLO(str(path))
         model.fuse(verbose=False)
         model.model.eval()
-        imgsz = model.overrides.get("imgsz")
+        imgsz = export_record(path).get("imgsz") or model.overrides.get("imgsz")  # as the ONNX path
         info = ModelInfo(
             name=path.stem,
             sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
@@ -66,7 +66,7 @@ class TorchSegmenter:
             task=model.task,
             classes={int(k): str(v) for k, v in model.names.items()},
             imgsz=max(imgsz) if isinstance(imgsz, list | tuple) else (imgsz or 640),
-            agnostic_nms=export_agnostic_nms(path),
+            agnostic_nms=bool(export_record(path).get("agnosticNms", False)),
         )
         segmenter = cls(model, info, threads)
         if warmup:  # the first call builds the predictor
@@ -113,11 +113,12 @@ class TorchSegmenter:
         return self.postprocess(self.infer_many([frame], params), params)[0]
 
 
-def export_agnostic_nms(path: Path) -> bool:
-    """The NMS default that training/export.py wrote into the .pt's ONNX export, from the
-    export record beside it (a .pt never exported: Ultralytics' default, class-aware)."""
+def export_record(path: Path) -> dict[str, Any]:
+    """The serving defaults (imgsz, agnosticNms) that training/export.py wrote into the .pt's
+    ONNX export, from the record beside it; none for a .pt never exported (then the training
+    size and class-aware NMS, as Ultralytics' predictor)."""
     record = path.with_suffix(".export.json")
-    return bool(json.loads(record.read_text()).get("agnosticNms", False)) if record.is_file() else False
+    return json.loads(record.read_text()) if record.is_file() else {}
 
 
 def extract(result: Any) -> Prediction:

@@ -90,7 +90,8 @@ class JobParams(ClientInput):
         ge=32,
         le=2048,
         multiple_of=32,
-        description="inference size (longest side, pixels); default: the size the model was trained at",
+        description="inference size (longest side, pixels); default: the model's own (its export's, by default "
+        "the size it was trained at; the demo model: 320)",
     )
     classes: list[Annotated[int, Field(ge=0, le=9999)]] | None = Field(
         None, max_length=1000, description="keep only these class ids"
@@ -125,12 +126,12 @@ class JobParams(ClientInput):
         "the original resolution: 0 = background, i = detection i of result.json, counted from 1)",
     )
 
-    def for_model(self, trained_imgsz: int, agnostic_nms: bool = False) -> JobParams:
+    def for_model(self, model_imgsz: int, agnostic_nms: bool = False) -> JobParams:
         """These params with every default filled in: imgsz and agnostic_nms fall back to the
-        model's own."""
+        model's own (its export's)."""
         update: dict[str, Any] = {}
         if not self.imgsz:
-            update["imgsz"] = trained_imgsz
+            update["imgsz"] = model_imgsz
         if self.agnostic_nms is None:
             update["agnostic_nms"] = agnostic_nms
         return self.model_copy(update=update) if update else self
@@ -306,7 +307,8 @@ class ModelInfo(Contract):
     task: str = "segment"
     classes: dict[int, str]
     imgsz: int | None = Field(
-        None, description="the image size the model was trained at: a job's default imgsz"
+        None,
+        description="the model's own image size (its export's, by default its training size): a job's default imgsz",
     )
     agnostic_nms: bool = Field(False, description="the model's default for a job's agnosticNms")
 
