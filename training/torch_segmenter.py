@@ -58,7 +58,8 @@ class TorchSegmenter:
         model: Any = YOLO(str(path))
         model.fuse(verbose=False)
         model.model.eval()
-        imgsz = export_record(path).get("imgsz") or model.overrides.get("imgsz")  # as the ONNX path
+        record = export_record(path)
+        imgsz = record.get("imgsz") or model.overrides.get("imgsz")  # as the ONNX path
         info = ModelInfo(
             name=path.stem,
             sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
@@ -66,7 +67,7 @@ class TorchSegmenter:
             task=model.task,
             classes={int(k): str(v) for k, v in model.names.items()},
             imgsz=max(imgsz) if isinstance(imgsz, list | tuple) else (imgsz or 640),
-            agnostic_nms=bool(export_record(path).get("agnosticNms", False)),
+            agnostic_nms=bool(record.get("agnosticNms", False)),
         )
         segmenter = cls(model, info, threads)
         if warmup:  # the first call builds the predictor
