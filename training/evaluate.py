@@ -720,7 +720,10 @@ What `make train` trains on: `training/synth.py` `make_mixed_image`, {recipe_tra
 images (seed 11) and {recipe_val} validation images (seed 12), 256 to 640 px, each a pure
 function of (seed, index). 45% of
 the backgrounds are photos, the rest generated textures (training families: {train_families};
-held-out only: {heldout_families}); a quarter get distractor lines. 30% of the images have no
+held-out only: {heldout_families}); a quarter get distractor lines, and {clutter_share}% clutter
+under the shapes: text, irregular blobs and open arcs (the held-out set has none). This is
+the recipe's version {recipe_version}; the training log's `train_images` column tells the
+versions apart (version 1: 1200 images, no clutter, no marble or grain). 30% of the images have no
 shape (hard negatives); the others 1 to 7 shapes with sizes log-uniform from ~10 px across to
 half the frame (15% of them one or two shapes filling most of it), mild occlusion (at most
 15% covered), a few cut by the border, 15% low contrast; then blur, noise, grayscale (15%),
@@ -775,7 +778,16 @@ def onnx_row(weights: Path) -> str:
 
 def render_card(weights: Path, evaluation: dict[str, Any], log: dict[str, Any], names: dict[int, str]) -> str:
     """The model card: every figure comes from ``evaluation`` (eval.json) or ``log``."""
-    from synth import HELDOUT_FAMILIES, HELDOUT_PHOTOS, TRAIN_FAMILIES, TRAIN_IMAGES, TRAIN_PHOTOS, VAL_IMAGES
+    from synth import (
+        CLUTTER_SHARE,
+        HELDOUT_FAMILIES,
+        HELDOUT_PHOTOS,
+        RECIPE_VERSION,
+        TRAIN_FAMILIES,
+        TRAIN_IMAGES,
+        TRAIN_PHOTOS,
+        VAL_IMAGES,
+    )
 
     heldout, negative, sample = evaluation["heldout"], evaluation["negatives"], evaluation["samples"]
     runs = log["runs"]
@@ -809,6 +821,8 @@ def render_card(weights: Path, evaluation: dict[str, Any], log: dict[str, Any], 
             images=last.get("train_images")
         ),
         recipe_train=TRAIN_IMAGES,
+        clutter_share=round(CLUTTER_SHARE * 100),
+        recipe_version=RECIPE_VERSION,
         recipe_val=VAL_IMAGES,
         heldout_images=heldout["images"],
         objects=heldout["objects"],

@@ -16,7 +16,8 @@ Two generators live here:
 - ``make_mixed_image``: the training recipe. Shapes on real photographs (scikit-image's
   data module) and on many generated texture families, about 30% hard negatives (no shape
   at all), shapes from ~10 px to the whole frame, grayscale, low contrast, blur, noise,
-  JPEG artefacts, mild occlusion. The photos and the texture families are split: the
+  JPEG artefacts, mild occlusion, and clutter that is none of the classes (text, irregular
+  blobs, open arcs; training and validation only). The photos and the texture families are split: the
   held-out generator (``make_heldout_image``, ``--heldout``) draws only on photos and
   families that training never sees, at other image sizes, so its scores say how the model
   does on backgrounds it does not know.
@@ -214,13 +215,14 @@ TRAIN_PHOTOS: tuple[str, ...] = (
 )
 HELDOUT_PHOTOS: tuple[str, ...] = ("coffee", "rocket", "gravel", "motorcycle_left", "motorcycle_right")
 # Generated texture families; the held-out ones are never used for training images.
-TRAIN_FAMILIES: tuple[str, ...] = ("gradient", "octaves", "flat_noise", "stripes", "blobs")
+TRAIN_FAMILIES: tuple[str, ...] = ("gradient", "octaves", "flat_noise", "stripes", "blobs", "marble", "grain")
 HELDOUT_FAMILIES: tuple[str, ...] = ("blurred_colour", "plaid", "speckle")
 # Seeds of the recipe's splits (the simple generator's SPLIT_SEEDS are 1 to 4).
 MIXED_SEEDS = {"train": 11, "val": 12, "heldout": 13}
 NEGATIVE_SHARE = 0.3
-RECIPE_VERSION = 1  # bump when the recipe changes: the data sets on disk are rewritten
-TRAIN_IMAGES, VAL_IMAGES, HELDOUT_IMAGES = 1200, 100, 300
+CLUTTER_SHARE = 0.35  # training images with clutter (text, irregular blobs, arcs) under the shapes
+RECIPE_VERSION = 2  # bump when the recipe changes: the data sets on disk are rewritten
+TRAIN_IMAGES, VAL_IMAGES, HELDOUT_IMAGES = 1600, 100, 300
 
 
 def load_photo(name: str) -> np.ndarray:
@@ -285,6 +287,21 @@ def _texture_background(rng: np.random.Generator, family: str, h: int, w: int) -
                 img, centre, axes, float(rng.uniform(0, 180)), 0, 360, rng.uniform(0, 255, 3).tolist(), -1
             )
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(12, 30))
+    elif family == "marble":  # veins: stripes bent by smooth turbulence
+        angle, period = rng.uniform(0, math.pi), rng.uniform(12, 90)
+        phase = (np.cos(angle) * xx + np.sin(angle) * yy) / period
+        phase = phase + rng.uniform(0.5, 3.0) * _smooth_field(rng, h, w, int(rng.integers(16, 96)), 1)[..., 0]
+        wave = np.abs(np.sin(2 * math.pi * phase))[..., None] ** rng.uniform(0.3, 3.0)
+        img = base + rng.uniform(20, 90) * (wave - 0.5) * rng.uniform(0.3, 1.0, size=3).astype(np.float32)
+    elif family == "grain":  # anisotropic noise: wood, brushed metal, fabric, rain
+        noise = rng.normal(0, 1, size=(h, w)).astype(np.float32)
+        length = float(rng.uniform(5, 40))
+        noise = cv2.GaussianBlur(noise, (0, 0), sigmaX=length, sigmaY=rng.uniform(0.5, 2.0))
+        centre = (w / 2, h / 2)
+        rot = cv2.getRotationMatrix2D(centre, float(rng.uniform(0, 180)), 1.0)
+        noise = cv2.warpAffine(noise, rot, (w, h), borderMode=cv2.BORDER_REFLECT)
+        noise = noise / (noise.std() + 1e-6)
+        img = base + rng.uniform(8, 40) * noise[..., None] * rng.uniform(0.4, 1.0, size=3).astype(np.float32)
     elif family == "blurred_colour":  # held out: coloured noise blurred at any scale
         img = rng.uniform(0, 255, size=(h, w, 3)).astype(np.float32)
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(2, 12))
@@ -312,6 +329,56 @@ def _distractor_lines(rng: np.random.Generator, img: np.ndarray) -> None:
         points = rng.uniform(0, 1, size=(int(rng.integers(2, 4)), 2)) * (w, h)
         colour = rng.uniform(0, 255, size=3).tolist()
         cv2.polylines(img, [points.astype(np.int32)], False, colour, int(rng.integers(1, 5)), cv2.LINE_AA)
+
+
+_CLUTTER_TEXT = "ABCDEFGHKLMNOPRSTUVWXYZabdegmnopqrsw0123456789&%#@?"
+_FONTS = (
+    cv2.FONT_HERSHEY_SIMPLEX,
+    cv2.FONT_HERSHEY_DUPLEX,
+    cv2.FONT_HERSHEY_COMPLEX,
+    cv2.FONT_HERSHEY_TRIPLEX,
+    cv2.FONT_HERSHEY_SCRIPT_SIMPLEX,
+)
+
+
+def _clutter(rng: np.random.Generator, img: np.ndarray) -> None:
+    """Things that are none of the four classes, drawn under the shapes (never labelled):
+    text (letters such as O, D and A come close to the classes), irregular filled blobs
+    (objects in a photo that are not shapes), and open arcs (a circle's edge, not a circle)."""
+    h, w = img.shape[:2]
+    short = min(h, w)
+    for _ in range(int(rng.integers(1, 6))):
+        colour = rng.uniform(0, 255, size=3).tolist()
+        kind = rng.random()
+        if kind < 0.4:
+            text = "".join(rng.choice(list(_CLUTTER_TEXT), size=int(rng.integers(1, 8))))
+            scale = float(math.exp(rng.uniform(math.log(0.4), math.log(max(0.5, short / 80)))))
+            org = (int(rng.integers(0, max(1, w - 20))), int(rng.integers(10, h)))
+            thickness = max(1, int(scale * rng.uniform(0.8, 2.5)))
+            cv2.putText(img, text, org, int(rng.choice(_FONTS)), scale, colour, thickness, cv2.LINE_AA)
+        elif kind < 0.75:  # a lumpy blob: 6-11 vertices at very different radii, smoothed
+            r = float(math.exp(rng.uniform(math.log(10.0), math.log(max(11.0, 0.2 * short)))))
+            n = int(rng.integers(6, 12))
+            t = np.sort(rng.uniform(0, 2 * math.pi, size=n))
+            radii = r * rng.uniform(0.2, 1.0, size=n)
+            centre = rng.uniform(0, 1, size=2) * (w, h)
+            pts = np.stack([radii * np.cos(t), radii * np.sin(t)], axis=1) + centre
+            cv2.fillPoly(img, [np.round(pts).astype(np.int32)], colour, cv2.LINE_AA)
+        else:  # an open arc of an ellipse
+            centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+            axes = (int(rng.integers(5, max(6, short // 3))), int(rng.integers(5, max(6, short // 3))))
+            start = float(rng.uniform(0, 360))
+            cv2.ellipse(
+                img,
+                centre,
+                axes,
+                float(rng.uniform(0, 180)),
+                start,
+                start + float(rng.uniform(60, 270)),
+                colour,
+                int(rng.integers(1, 5)),
+                cv2.LINE_AA,
+            )
 
 
 def _mixed_polygon(rng: np.random.Generator, class_id: int, cx: float, cy: float, r: float) -> np.ndarray:
@@ -377,6 +444,7 @@ def make_mixed_image(
     families: tuple[str, ...] = TRAIN_FAMILIES,
     side: tuple[int, int] = (256, 641),
     negatives: float = NEGATIVE_SHARE,
+    clutter: float = CLUTTER_SHARE,
 ) -> tuple[np.ndarray, list[Instance]]:
     """Image ``index`` of the recipe's set with ``seed`` (a pure function of both)."""
     rng = np.random.default_rng([seed, index, 7])
@@ -387,6 +455,8 @@ def make_mixed_image(
         img = _texture_background(rng, str(rng.choice(families)), h, w)
     if rng.random() < 0.25:
         _distractor_lines(rng, img)
+    if clutter and rng.random() < clutter:  # no draw at all when off: the held-out set stays as it was
+        _clutter(rng, img)
     owner = np.full((h, w), -1, dtype=np.int32)
     drawn: list[int] = []
     shown: list[int] = []  # pixels each drawn shape still shows
@@ -460,6 +530,7 @@ def make_heldout_image(index: int) -> tuple[np.ndarray, list[Instance]]:
         families=HELDOUT_FAMILIES,
         side=(320, 801),
         negatives=0.1,
+        clutter=0.0,
     )
 
 
