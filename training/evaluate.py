@@ -417,11 +417,11 @@ def evaluate_weights(
     if imgsz is None:  # at the default size: what NMS within a class only would give
         aware = heldout_at_default_conf(model, data, size, agnostic_nms=False)
         heldout["class_aware_nms"] = {k: aware[k] for k in ("recall", "false_positives_per_image")}
-    from synth import HELDOUT_IMAGES, RECIPE_VERSION
+    from synth import HELDOUT_IMAGES, HELDOUT_VERSION
 
     result = {
         "weights": weights.name,
-        "heldout_set": {"recipe": RECIPE_VERSION, "images": HELDOUT_IMAGES},
+        "heldout_set": {"recipe": HELDOUT_VERSION, "images": HELDOUT_IMAGES},  # which held-out set
         "sha256": sha256(weights),
         "imgsz": size,
         "conf": DEFAULT_CONF,
@@ -442,7 +442,7 @@ def evaluate_weights(
 
 def recorded_evaluation(weights: Path) -> dict[str, Any] | None:
     """The eval.json beside ``weights`` when it is of these weights, on this held-out set."""
-    from synth import HELDOUT_IMAGES, RECIPE_VERSION
+    from synth import HELDOUT_IMAGES, HELDOUT_VERSION
 
     path = weights.with_name("eval.json")
     if not path.is_file():
@@ -450,7 +450,7 @@ def recorded_evaluation(weights: Path) -> dict[str, Any] | None:
     recorded = json.loads(path.read_text())
     if not isinstance(recorded, dict) or recorded.get("sha256") != sha256(weights):
         return None
-    if recorded.get("heldout_set") != {"recipe": RECIPE_VERSION, "images": HELDOUT_IMAGES}:
+    if recorded.get("heldout_set") != {"recipe": HELDOUT_VERSION, "images": HELDOUT_IMAGES}:
         return None
     return recorded
 
@@ -932,7 +932,16 @@ def main() -> None:
         type=parse_sizes,
         help="also evaluate and time the weights at these image sizes, e.g. 320,416,512,640",
     )
+    parser.add_argument(
+        "--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: every core)"
+    )
     args = parser.parse_args()
+    from ultralytics.utils import torch_utils
+
+    # Ultralytics' predictor and validator give torch cpu_count - 1 threads on CPU (its
+    # select_device), one of this machine's two cores. The figures do not depend on it; the
+    # time does. (The sweep's job times are the ONNX runtime's, with threads of their own.)
+    torch_utils.NUM_THREADS = args.threads
     if args.sizes and (args.card_only or args.map_only or args.data.resolve() != DEFAULT_DATA.resolve()):
         parser.error("--sizes is part of the full evaluation of the demo recipe's held-out set")
     if args.card_only:
