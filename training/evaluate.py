@@ -97,6 +97,22 @@ def match(
     return pred_of, truth_of
 
 
+FALSE_POSITIVE_KINDS = ("background", "wrong_class", "duplicate", "poor_mask")
+
+
+def false_positive_kind(
+    prediction: tuple[int, np.ndarray], truth: list[tuple[int, np.ndarray]], matched: int | None
+) -> str:
+    """What a false positive is, for the card (what to work on next): ``wrong_class`` (it
+    matched a true object of another class), ``duplicate`` (IoU >= 0.5 with a true object
+    that another detection had already taken), ``poor_mask`` (it overlaps one, IoU 0.1-0.5),
+    or ``background`` (nothing there)."""
+    if matched is not None:
+        return "wrong_class"
+    best = max((mask_iou(prediction[1], mask) for _, mask in truth), default=0.0)
+    return "duplicate" if best >= IOU_MATCH else "poor_mask" if best >= 0.1 else "background"
+
+
 def size_bin(side: float) -> str:
     return next(name for name, low, high in SIZE_BINS if low <= side < high)
 
@@ -204,6 +220,7 @@ def heldout_at_default_conf(
     per_class = {name: [0, 0] for name in CLASS_NAMES}
     confusion = np.zeros((len(CLASS_NAMES), len(CLASS_NAMES) + 1), int)  # last column: missed
     false_positives = 0
+    kinds = dict.fromkeys(FALSE_POSITIVE_KINDS, 0)
     for path in images:
         image = cv2.imread(str(path))
         h, w = image.shape[:2]
@@ -221,13 +238,17 @@ def heldout_at_default_conf(
             per_class[CLASS_NAMES[cls]][1] += 1
             confusion[cls, predicted[p][0] if p is not None else len(CLASS_NAMES)] += 1
         # A false positive: no true object under it, or the wrong class for the one it covers.
-        false_positives += sum(t is None or predicted[p][0] != truth[t][0] for p, t in enumerate(truth_of))
+        for p, t in enumerate(truth_of):
+            if t is None or predicted[p][0] != truth[t][0]:
+                false_positives += 1
+                kinds[false_positive_kind(predicted[p], truth, t)] += 1
     objects = sum(n for _, n in per_class.values())
     return {
         "images": len(images),
         "objects": objects,
         "recall": round(sum(r for r, _ in per_class.values()) / max(1, objects), 4),
         "false_positives_per_image": round(false_positives / max(1, len(images)), 3),
+        "false_positives_by_kind": kinds,
         "recall_per_class": {name: round(r / max(1, n), 4) for name, (r, n) in per_class.items()},
         "recall_by_size": [
             {"size": name, "objects": n, "recall": round(r / n, 4) if n else None}
@@ -655,7 +676,7 @@ texture families that training never sees, image sides 320 to 800 px, 10% withou
 {class_rows}
 
 At conf {conf}: recall {recall:.3f} (the right class, mask IoU >= 0.5), **{heldout_fp:.2f} false
-positives per image** (a detection on no shape, or of the wrong class).
+positives per image** (a detection on no shape, or of the wrong class).{fp_kinds}
 
 | class | recall at conf {conf} | taken for circle | triangle | rectangle | star | missed |
 |---|---|---|---|---|---|---|
@@ -838,6 +859,7 @@ def render_card(weights: Path, evaluation: dict[str, Any], log: dict[str, Any], 
         ),
         recall=heldout["recall"],
         heldout_fp=heldout["false_positives_per_image"],
+        fp_kinds=fp_kinds_line(heldout.get("false_positives_by_kind")),
         confusion_rows="\n".join(
             f"| {name} | {heldout['recall_per_class'][name]:.3f} | "
             + " | ".join(str(v) for v in row.values())
@@ -871,6 +893,20 @@ def render_card(weights: Path, evaluation: dict[str, Any], log: dict[str, Any], 
         seconds=evaluation["seconds"],
         sweep_section=sweep_section(evaluation.get("imgsz_sweep"), evaluation["conf"]),
     )
+
+
+def fp_kinds_line(kinds: dict[str, int] | None) -> str:
+    """The card's breakdown of the held-out false positives (absent from older eval.json)."""
+    if not kinds:
+        return ""
+    words = {
+        "background": "on no shape at all",
+        "wrong_class": "a shape taken for another class",
+        "duplicate": "a second detection of a shape",
+        "poor_mask": "a mask that misses its shape (IoU 0.1 to 0.5)",
+    }
+    parts = "; ".join(f"{kinds.get(k, 0)} {words[k]}" for k in FALSE_POSITIVE_KINDS)
+    return f"\nOf the {sum(kinds.values())} false positives: {parts}."
 
 
 def nms_line(evaluation: dict[str, Any]) -> str:

@@ -1,0 +1,46 @@
+"""evaluate.false_positive_kind: what each held-out false positive is, for the card."""
+
+from __future__ import annotations
+
+import numpy as np
+from evaluate import FALSE_POSITIVE_KINDS, false_positive_kind, fp_kinds_line, match
+
+
+def box(y0: int, x0: int, size: int) -> np.ndarray:
+    mask = np.zeros((100, 100), bool)
+    mask[y0 : y0 + size, x0 : x0 + size] = True
+    return mask
+
+
+TRUTH = [(0, box(10, 10, 20)), (1, box(60, 60, 20))]
+
+
+def kinds(predicted: list[tuple[int, np.ndarray]]) -> list[str]:
+    _, truth_of = match(predicted, TRUTH)
+    return [
+        false_positive_kind(predicted[p], TRUTH, t)
+        for p, t in enumerate(truth_of)
+        if t is None or predicted[p][0] != TRUTH[t][0]
+    ]
+
+
+def test_a_right_detection_is_no_false_positive() -> None:
+    assert kinds([(0, box(10, 10, 20)), (1, box(61, 61, 19))]) == []
+
+
+def test_each_kind() -> None:
+    assert kinds([(2, box(10, 10, 20))]) == ["wrong_class"]
+    assert kinds([(0, box(10, 10, 20)), (0, box(11, 11, 19))]) == ["duplicate"]
+    assert kinds([(1, box(52, 52, 20))]) == ["poor_mask"]  # IoU 144 / 656 with the second
+    assert kinds([(3, box(40, 5, 10))]) == ["background"]
+
+
+def test_the_card_line_names_every_kind_and_the_total() -> None:
+    line = fp_kinds_line({"background": 3, "wrong_class": 2, "duplicate": 0, "poor_mask": 1})
+    assert "Of the 6 false positives" in line and "3 on no shape" in line and "2 a shape taken" in line
+    assert fp_kinds_line(None) == "" and set(FALSE_POSITIVE_KINDS) == {
+        "background",
+        "wrong_class",
+        "duplicate",
+        "poor_mask",
+    }
