@@ -104,11 +104,6 @@ def train(args: argparse.Namespace) -> tuple[Path, Path, dict[str, Any]]:
     """One Ultralytics run; returns its best.pt, its last.pt and the run's log record."""
     from synth import TRAIN_IMAGES, VAL_IMAGES, write_dataset
     from ultralytics import YOLO
-    from ultralytics.utils import torch_utils
-
-    # Ultralytics gives torch cpu_count - 1 threads on CPU (its select_device): one of two cores
-    # here, which halves the speed of training on a 2-core machine. --threads (all cores) instead.
-    torch_utils.NUM_THREADS = args.threads
 
     if args.data.resolve() == DEFAULT_DATA.resolve():  # the demo recipe, written once
         data_yaml = write_dataset(args.data, train=TRAIN_IMAGES, val=VAL_IMAGES, heldout=0)
@@ -233,7 +228,12 @@ def main() -> None:
     parser.add_argument("--candidate", type=Path, help="do not train: compare this .pt with --weights")
     parser.add_argument("--no-compare", action="store_true", help="train only; leave --weights alone")
     args = parser.parse_args()
+    from ultralytics.utils import torch_utils
 
+    # Ultralytics gives torch cpu_count - 1 threads on CPU (its select_device): one of two cores
+    # here, which halves the speed of training, and of the comparison's evaluations, on a
+    # 2-core machine. --threads (all cores) instead.
+    torch_utils.NUM_THREADS = args.threads
     if args.candidate:
         run_record = args.candidate.with_name("run.json")  # written by a --no-compare run
         if compare_and_keep(args.candidate, args.weights, adopt=args.adopt).adopt and run_record.exists():
