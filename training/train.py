@@ -55,8 +55,10 @@ class Decision:
 
 def decide(new: dict[str, Any], committed: dict[str, Any] | None) -> Decision:
     """Whether the new weights replace the committed ones: only when they are not worse on
-    either criterion (held-out mask mAP50 up or equal, false positives per shape-free photo
-    down or equal). With no committed evaluation (no committed weights) the new ones win."""
+    any criterion (held-out mask mAP50 up or equal, false positives per shape-free photo
+    down or equal, and no shape-free photo with more detections than the committed weights'
+    worst: their "at most 1 per photo" must not be lost to a better mean). With no committed
+    evaluation (no committed weights) the new ones win."""
     if committed is None:
         return Decision(True, "no committed weights to compare with")
     worse = []
@@ -67,6 +69,9 @@ def decide(new: dict[str, Any], committed: dict[str, Any] | None) -> Decision:
             f"false positives per shape-free photo {new['fp_per_negative_image']:.2f} "
             f"> {committed['fp_per_negative_image']:.2f}"
         )
+    new_max, committed_max = (r.get("negatives", {}).get("max_per_image") for r in (new, committed))
+    if new_max is not None and committed_max is not None and new_max > committed_max:
+        worse.append(f"most detections on one shape-free photo {new_max} > {committed_max}")
     if worse:
         return Decision(False, "; ".join(worse))
     return Decision(

@@ -42,3 +42,12 @@ def test_worse_on_both_names_both() -> None:
 
 def test_without_committed_weights_the_new_ones_are_kept() -> None:
     assert decide(result(0.1, 3.0), None).adopt
+
+
+def test_a_worse_worst_photo_keeps_the_committed_weights() -> None:
+    committed = {**result(0.696, 0.43), "negatives": {"max_per_image": 1}}
+    new = {**result(0.711, 0.43), "negatives": {"max_per_image": 2}}
+    decision = decide(new, committed)
+    assert not decision.adopt
+    assert "most detections on one shape-free photo 2 > 1" in decision.reason
+    assert decide({**new, "negatives": {"max_per_image": 1}}, committed).adopt
