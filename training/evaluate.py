@@ -739,26 +739,35 @@ false positives on photos; the mAP figures (over all thresholds) show what there
 
 What `make train` trains on: `training/synth.py` `make_mixed_image`, {recipe_train} training
 images (seed 11) and {recipe_val} validation images (seed 12), 256 to 640 px, each a pure
-function of (seed, index). 45% of
-the backgrounds are photos, the rest generated textures (training families: {train_families};
+function of (seed, index). {train_photo_share}% of
+the backgrounds are photos (the held-out set: {heldout_photo_share}%), the rest generated textures (training families: {train_families};
 held-out only: {heldout_families}); a quarter get distractor lines, and {clutter_share}% clutter
-under the shapes: text, irregular blobs and open arcs (the held-out set has none). This is
-the recipe's version {recipe_version}; the training log's `train_images` column tells the
-versions apart (version 1: 1200 images, no clutter, no marble or grain). 30% of the images have no
+under the shapes: text, irregular blobs and open arcs (the held-out set has none). Training
+photos are jittered (the held-out ones are not): 30% turned by a quarter, crops from 15% of
+the photo's side to all of it, 40% in another palette (channels swapped, hue
+turned). This is the recipe's version {recipe_version}, the log's `recipe` column (version 1:
+1200 images, no clutter, no marble or grain; version 2: clutter, marble and grain; version 3:
+four more photos, the terrain family, photo jitter, more photos than textures). 30% of the images have no
 shape (hard negatives); the others 1 to 7 shapes with sizes log-uniform from ~10 px across to
 half the frame (15% of them one or two shapes filling most of it), mild occlusion (at most
 15% covered), a few cut by the border, 15% low contrast; then blur, noise, grayscale (15%),
 low contrast (10%) and JPEG quality 40 to 95.
 
-Photos: the sample images that scikit-image ships in `skimage/data/` (read from the installed
-package, never downloaded; training: {train_photos}; held-out: {heldout_photos}). scikit-image
+Photos: sample images that the training toolchain's packages ship (read from the installed
+package, never downloaded; training: {train_photos}; held-out: {heldout_photos}). Most are
+scikit-image's, in `skimage/data/`; scikit-image
 is BSD-3-Clause licensed; each image's origin and terms are in the docstring of its
 `skimage.data` function: camera, chelsea, coffee, grass, gravel and brick are CC0;
 astronaut, hubble_deep_field, text and rocket public domain; ihc "no known copyright
 restrictions"; moon and page state nothing beyond the package's license; the motorcycle
-pair (held-out only) is from the Middlebury 2014 stereo benchmark. Left out everywhere:
+pair (held-out only) is from the Middlebury 2014 stereo benchmark. china and flower are
+scikit-learn's (`sklearn/datasets/images/`, CC BY 2.0, by danielbuechele and vultilion on
+Flickr, as its README.txt says); aero and ascent are PyWavelets' test images (`pywt/data/`,
+shipped under its MIT license). The terrain family shades matplotlib's sample elevation
+maps (`jacksboro_fault_dem`, `topobathy`). Left out everywhere:
 the images that show round discs or drawn shapes (coins, clock, retina, cell,
-microaneurysms, phantom, chessboard, color, logo).
+microaneurysms, phantom, chessboard, color, logo; matplotlib's grace_hopper, for the stars
+of the flag behind her).
 
 ## How it was trained
 
@@ -804,9 +813,11 @@ def render_card(weights: Path, evaluation: dict[str, Any], log: dict[str, Any], 
         CLUTTER_SHARE,
         HELDOUT_FAMILIES,
         HELDOUT_PHOTOS,
+        PHOTO_SHARE,
         RECIPE_VERSION,
         TRAIN_FAMILIES,
         TRAIN_IMAGES,
+        TRAIN_PHOTO_SHARE,
         TRAIN_PHOTOS,
         VAL_IMAGES,
     )
@@ -815,9 +826,10 @@ def render_card(weights: Path, evaluation: dict[str, Any], log: dict[str, Any], 
     runs = log["runs"]
     last = runs[-1]
     run_table = (
-        "| finished | from | epochs | imgsz | train images | seconds |\n|---|---|---|---|---|---|\n"
+        "| finished | from | epochs | imgsz | train images | recipe | seconds |\n|---|---|---|---|---|---|---|\n"
         + "\n".join(
-            f"| {r['finished']} | {r['from']} | {r['epochs']} | {r['imgsz']} | {r.get('train_images')} | {r['seconds']} |"
+            f"| {r['finished']} | {r['from']} | {r['epochs']} | {r['imgsz']} | {r.get('train_images')} "
+            f"| {r.get('recipe') or '-'} | {r['seconds']} |"
             for r in runs
         )
     )
@@ -846,6 +858,8 @@ def render_card(weights: Path, evaluation: dict[str, Any], log: dict[str, Any], 
         clutter_share=round(CLUTTER_SHARE * 100),
         recipe_version=RECIPE_VERSION,
         recipe_val=VAL_IMAGES,
+        train_photo_share=round(TRAIN_PHOTO_SHARE * 100),
+        heldout_photo_share=round(PHOTO_SHARE * 100),
         heldout_images=heldout["images"],
         objects=heldout["objects"],
         box_map50=heldout["box_map50"],

@@ -14,7 +14,8 @@ Two generators live here:
   It makes the demo images in samples/ and the tests' scenes; it is not what the demo model
   is trained on any more.
 - ``make_mixed_image``: the training recipe. Shapes on real photographs (scikit-image's
-  data module) and on many generated texture families, about 30% hard negatives (no shape
+  data module and a few that scikit-learn and PyWavelets ship; jittered in training) and on
+  many generated texture families (real elevation maps among them), about 30% hard negatives (no shape
   at all), shapes from ~10 px to the whole frame, grayscale, low contrast, blur, noise,
   JPEG artefacts, mild occlusion, and clutter that is none of the classes (text, irregular
   blobs, open arcs; training and validation only). The photos and the texture families are split: the
@@ -212,16 +213,33 @@ TRAIN_PHOTOS: tuple[str, ...] = (
     "page",
     "hubble_deep_field",
     "text",
+    # Since recipe version 3: photos that other packages of the training toolchain ship
+    # (_PACKAGE_PHOTOS). matplotlib's grace_hopper is left out: the flag behind her has stars.
+    "china",
+    "flower",
+    "aero",
+    "ascent",
 )
 HELDOUT_PHOTOS: tuple[str, ...] = ("coffee", "rocket", "gravel", "motorcycle_left", "motorcycle_right")
 # Generated texture families; the held-out ones are never used for training images.
-TRAIN_FAMILIES: tuple[str, ...] = ("gradient", "octaves", "flat_noise", "stripes", "blobs", "marble", "grain")
+TRAIN_FAMILIES: tuple[str, ...] = (
+    "gradient",
+    "octaves",
+    "flat_noise",
+    "stripes",
+    "blobs",
+    "marble",
+    "grain",
+    "terrain",
+)
 HELDOUT_FAMILIES: tuple[str, ...] = ("blurred_colour", "plaid", "speckle")
 # Seeds of the recipe's splits (the simple generator's SPLIT_SEEDS are 1 to 4).
 MIXED_SEEDS = {"train": 11, "val": 12, "heldout": 13}
 NEGATIVE_SHARE = 0.3
 CLUTTER_SHARE = 0.35  # training images with clutter (text, irregular blobs, arcs) under the shapes
-RECIPE_VERSION = 2  # bump when the training recipe changes: train and val on disk are rewritten
+PHOTO_SHARE = 0.45  # backgrounds that are photos (the held-out set's share)
+TRAIN_PHOTO_SHARE = 0.55  # since version 3: most false positives left were on held-out photos
+RECIPE_VERSION = 3  # bump when the training recipe changes: train and val on disk are rewritten
 # Bump only when the held-out set itself changes: that is a new benchmark, every eval.json
 # (keyed by it) is void and every card figure changes meaning. Version 2 of the training
 # recipe left it as it was.
@@ -229,35 +247,77 @@ HELDOUT_VERSION = 1
 TRAIN_IMAGES, VAL_IMAGES, HELDOUT_IMAGES = 1600, 100, 300
 
 
+# Photos that other packages of the training toolchain ship, by name: (package, file in its
+# folder). Found without importing the package; .npz files hold a grey image under "data".
+# scikit-learn's two are CC BY 2.0 (sklearn/datasets/images/README.txt); PyWavelets' aero
+# and ascent are the classic test images it ships under its MIT license.
+_PACKAGE_PHOTOS: dict[str, tuple[str, str]] = {
+    "china": ("sklearn", "datasets/images/china.jpg"),
+    "flower": ("sklearn", "datasets/images/flower.jpg"),
+    "aero": ("pywt", "data/aero.npz"),
+    "ascent": ("pywt", "data/ascent.npz"),
+}
+
+
+def _package_folder(package: str) -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(f"the package {package!r} is not installed (requirements-dev.txt)")
+    return Path(spec.origin).parent
+
+
 def load_photo(name: str) -> np.ndarray:
-    """A photo that skimage.data ships, by file name, as BGR uint8 (grey ones as three channels)."""
+    """A photo that skimage.data (or another package, _PACKAGE_PHOTOS) ships, by name, as
+    BGR uint8 (grey ones as three channels)."""
     return _photo_cache(name).copy()
 
 
 def _photo_cache(name: str, _cache: dict[str, np.ndarray] = {}) -> np.ndarray:  # noqa: B006 - a cache
     if name not in _cache:
-        import skimage.data
-
-        folder = Path(skimage.data.__file__).parent
-        path = next(folder.glob(f"{name}.*"), None)  # the files skimage.data ships (no download)
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR) if path else None
+        if name in _PACKAGE_PHOTOS:
+            package, file = _PACKAGE_PHOTOS[name]
+            path: Path | None = _package_folder(package) / file
+        else:
+            folder = _package_folder("skimage") / "data"
+            path = next(folder.glob(f"{name}.*"), None)  # the files skimage.data ships (no download)
+        if path is not None and path.suffix == ".npz" and path.exists():
+            grey = np.load(path)["data"]
+            img = cv2.cvtColor(np.clip(grey, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+        else:
+            img = cv2.imread(str(path), cv2.IMREAD_COLOR) if path else None
         if img is None:
-            raise FileNotFoundError(f"skimage.data has no photo {name!r} in {folder}")
+            raise FileNotFoundError(f"no photo {name!r} ({path})")
         _cache[name] = img
     return _cache[name]
 
 
-def _photo_background(rng: np.random.Generator, name: str, h: int, w: int) -> np.ndarray:
-    """A random crop of the photo (a quarter to all of it), resized to h x w, maybe flipped."""
+def _photo_background(
+    rng: np.random.Generator, name: str, h: int, w: int, *, jitter: bool = False
+) -> np.ndarray:
+    """A random crop of the photo (a quarter to all of it), resized to h x w, maybe flipped.
+    ``jitter`` (training since recipe version 3) gets more out of few photos: turned by a
+    quarter, crops from 15% of its side (details at other scales), colours rotated."""
     photo = load_photo(name)
+    if jitter and rng.random() < 0.3:
+        photo = np.rot90(photo, int(rng.integers(1, 4)))
     ph, pw = photo.shape[:2]
-    scale = rng.uniform(0.4, 1.0)
+    scale = math.exp(rng.uniform(math.log(0.15), 0.0)) if jitter else rng.uniform(0.4, 1.0)
     ch = max(16, int(min(ph, pw * h / w) * scale))
     cw = max(16, min(pw, int(ch * w / h)))
     y0, x0 = int(rng.integers(0, ph - ch + 1)), int(rng.integers(0, pw - cw + 1))
-    crop = cv2.resize(photo[y0 : y0 + ch, x0 : x0 + cw], (w, h), interpolation=cv2.INTER_AREA)
+    # INTER_AREA enlarges in blocks (squares that are no shape); jitter's crops enlarge often.
+    upscale = jitter and cw < w
+    interpolation = cv2.INTER_CUBIC if upscale else cv2.INTER_AREA
+    crop = cv2.resize(photo[y0 : y0 + ch, x0 : x0 + cw], (w, h), interpolation=interpolation)
     if rng.random() < 0.5:
         crop = crop[:, ::-1]
+    if jitter and rng.random() < 0.4:  # another palette: channels swapped, hue turned
+        crop = np.ascontiguousarray(crop[:, :, rng.permutation(3)])
+        hsv = cv2.cvtColor(crop, cv2.COLOR_BGR2HSV)
+        hsv[..., 0] = (hsv[..., 0].astype(np.int32) + int(rng.integers(0, 180))) % 180
+        crop = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
     return np.ascontiguousarray(crop)
 
 
@@ -306,6 +366,8 @@ def _texture_background(rng: np.random.Generator, family: str, h: int, w: int) -
         noise = cv2.warpAffine(noise, rot, (w, h), borderMode=cv2.BORDER_REFLECT)
         noise = noise / (noise.std() + 1e-6)
         img = base + rng.uniform(8, 40) * noise[..., None] * rng.uniform(0.4, 1.0, size=3).astype(np.float32)
+    elif family == "terrain":  # relief: a real elevation map, hill-shaded in a random light
+        img = _terrain(rng, h, w)
     elif family == "blurred_colour":  # held out: coloured noise blurred at any scale
         img = rng.uniform(0, 255, size=(h, w, 3)).astype(np.float32)
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(2, 12))
@@ -324,6 +386,38 @@ def _texture_background(rng: np.random.Generator, family: str, h: int, w: int) -
     else:
         raise ValueError(f"unknown texture family {family!r}")
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+# Elevation maps that matplotlib ships as sample data (file, array); the "terrain" family.
+_DEMS: tuple[tuple[str, str], ...] = (("jacksboro_fault_dem.npz", "elevation"), ("topobathy.npz", "topo"))
+_TERRAIN_COLOURMAPS = ("gist_earth", "terrain", "copper", "bone", "YlGn", "cividis", "pink", "gray")
+
+
+def _dem(file: str, key: str, _cache: dict[str, np.ndarray] = {}) -> np.ndarray:  # noqa: B006 - a cache
+    if file not in _cache:
+        _cache[file] = np.load(_package_folder("matplotlib") / "mpl-data" / "sample_data" / file)[key]
+    return _cache[file]
+
+
+def _terrain(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A random crop of a real elevation map, hill-shaded (matplotlib's LightSource) from a
+    random sun, in a random colour map: relief, ridges and valleys at many scales."""
+    from matplotlib import colormaps
+    from matplotlib.colors import LightSource
+
+    file, key = _DEMS[int(rng.integers(len(_DEMS)))]
+    dem = _dem(file, key).astype(np.float32)
+    dh, dw = dem.shape
+    ch = max(8, int(dh * rng.uniform(0.3, 1.0)))
+    cw = max(8, min(dw, int(ch * w / h)))
+    y0, x0 = int(rng.integers(0, dh - ch + 1)), int(rng.integers(0, dw - cw + 1))
+    dem = cv2.resize(dem[y0 : y0 + ch, x0 : x0 + cw], (w, h), interpolation=cv2.INTER_CUBIC)
+    dem = (dem - dem.min()) / (np.ptp(dem) + 1e-6) * rng.uniform(20, 200)  # relief in pixels
+    light = LightSource(azdeg=float(rng.uniform(0, 360)), altdeg=float(rng.uniform(20, 70)))
+    cmap = colormaps[str(rng.choice(_TERRAIN_COLOURMAPS))]
+    mode = str(rng.choice(("soft", "overlay", "hsv")))
+    rgb = light.shade(dem, cmap=cmap, vert_exag=1.0, blend_mode=mode)[..., :3]
+    return (rgb[..., ::-1] * 255).astype(np.float32)
 
 
 def _distractor_lines(rng: np.random.Generator, img: np.ndarray) -> None:
@@ -449,12 +543,14 @@ def make_mixed_image(
     side: tuple[int, int] = (256, 641),
     negatives: float = NEGATIVE_SHARE,
     clutter: float = CLUTTER_SHARE,
+    photo_share: float = TRAIN_PHOTO_SHARE,
+    photo_jitter: bool = True,
 ) -> tuple[np.ndarray, list[Instance]]:
     """Image ``index`` of the recipe's set with ``seed`` (a pure function of both)."""
     rng = np.random.default_rng([seed, index, 7])
     h, w = int(rng.integers(*side)), int(rng.integers(*side))
-    if rng.random() < 0.45:
-        img = _photo_background(rng, str(rng.choice(photos)), h, w)
+    if rng.random() < photo_share:
+        img = _photo_background(rng, str(rng.choice(photos)), h, w, jitter=photo_jitter)
     else:
         img = _texture_background(rng, str(rng.choice(families)), h, w)
     if rng.random() < 0.25:
@@ -535,6 +631,8 @@ def make_heldout_image(index: int) -> tuple[np.ndarray, list[Instance]]:
         side=(320, 801),
         negatives=0.1,
         clutter=0.0,
+        photo_share=PHOTO_SHARE,
+        photo_jitter=False,
     )
 
 

@@ -107,7 +107,7 @@ def write_checkpoint(last: Path, checkpoint: Path, record: dict[str, Any]) -> Pa
 
 def train(args: argparse.Namespace) -> tuple[Path, Path, dict[str, Any]]:
     """One Ultralytics run; returns its best.pt, its last.pt and the run's log record."""
-    from synth import TRAIN_IMAGES, VAL_IMAGES, write_dataset
+    from synth import RECIPE_VERSION, TRAIN_IMAGES, VAL_IMAGES, write_dataset
     from ultralytics import YOLO
 
     if args.data.resolve() == DEFAULT_DATA.resolve():  # the demo recipe, written once
@@ -166,6 +166,7 @@ def train(args: argparse.Namespace) -> tuple[Path, Path, dict[str, Any]]:
         "imgsz": args.imgsz,
         "batch": args.batch,
         "train_images": TRAIN_IMAGES if args.data.resolve() == DEFAULT_DATA.resolve() else None,
+        "recipe": RECIPE_VERSION if args.data.resolve() == DEFAULT_DATA.resolve() else None,
         "data": "synth.make_mixed_image" if args.data.resolve() == DEFAULT_DATA.resolve() else str(args.data),
         "seconds": round(elapsed),
         "cpu_count": os.cpu_count(),

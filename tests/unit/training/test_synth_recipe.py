@@ -52,3 +52,26 @@ def test_the_recipe_is_a_pure_function_of_seed_and_index() -> None:
     assert [(x.class_id, x.polygon.tolist()) for x in a_labels] == [
         (x.class_id, x.polygon.tolist()) for x in b_labels
     ]
+
+
+def test_every_photo_loads_from_an_installed_package() -> None:
+    for name in synth.TRAIN_PHOTOS + synth.HELDOUT_PHOTOS:
+        img = synth.load_photo(name)
+        assert img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8, name
+        assert min(img.shape[:2]) >= 128 and img.std() > 10, name  # a photo, not a stub
+
+
+def test_training_photos_are_jittered_and_heldout_ones_are_not() -> None:
+    plain = [synth._photo_background(np.random.default_rng(i), "china", 240, 320) for i in range(8)]
+    jittered = [
+        synth._photo_background(np.random.default_rng(i), "china", 240, 320, jitter=True) for i in range(8)
+    ]
+    assert all(img.shape == (240, 320, 3) for img in plain + jittered)
+    # Jitter changes the crops (scale, a quarter turn, the palette) for the same draws.
+    assert sum(not np.array_equal(a, b) for a, b in zip(plain, jittered, strict=True)) >= 6
+    # Another palette: the mean colour of some jittered crops moves far from any plain crop's.
+    plain_means = np.array([img.reshape(-1, 3).mean(axis=0) for img in plain])
+    moved = [
+        np.min(np.abs(plain_means - img.reshape(-1, 3).mean(axis=0)).max(axis=1)) > 25 for img in jittered
+    ]
+    assert any(moved)
