@@ -776,7 +776,8 @@ Runs (from `training_log.json`):
 {run_table}
 
 `make train` (= `python training/train.py`) trains from the committed weights, then keeps
-the new weights only when they are not worse on the held-out evaluation: held-out mask
+the run's weights (its best.pt or last.pt, the higher mAP50 of those that pass) only when
+they are not worse on the held-out evaluation: held-out mask
 mAP50 not lower, false positives per shape-free photo not higher, and no shape-free photo
 with more detections than the committed weights' worst. It says which it kept
 (`--adopt` to keep the new ones anyway). Every run leaves its last weights (optimizer

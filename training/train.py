@@ -7,13 +7,15 @@ from another checkpoint (``--start``, e.g. the weights-only checkpoint a previou
 committed under training/checkpoints/), or from the architecture yaml (``--scratch``), and
 trains ``--epochs`` epochs (or for ``--hours``). Run output goes to build/runs/ (outside git).
 
-Then the run's best.pt and the committed weights are both evaluated on the held-out set
-(training/evaluate.py) and the new weights replace the committed ones only when they are
-not worse on either criterion:
+Then the run's best.pt (by validation fitness) and last.pt, and the committed weights, are
+evaluated on the held-out set (training/evaluate.py); a run's weights replace the committed
+ones only when they are not worse on any criterion:
 
-    held-out mask mAP50 (class-aware)  new >= committed, and
-    false positives per shape-free photo at the default conf  new <= committed.
+    held-out mask mAP50 (class-aware)  new >= committed,
+    false positives per shape-free photo at the default conf  new <= committed, and
+    the most detections on any one shape-free photo  new <= committed.
 
+Of best.pt and last.pt, the one with the higher mAP50 of those that pass is kept (``choose``).
 The script prints which it kept; ``--adopt`` replaces the weights without the comparison.
 Whatever is kept, the run's last weights (optimizer state stripped, fp16) are written to
 ``--checkpoint`` so that another session can go on from there: ``--start`` that file.
@@ -22,6 +24,7 @@ Whatever is kept, the run's last weights (optimizer state stripped, fp16) are wr
     python training/train.py --hours 1 --start training/checkpoints/shapes-seg-last.pt
     python training/train.py --epochs 20 --scratch       # again from yolov8n-seg.yaml
     python training/train.py --candidate build/runs/shapes/weights/best.pt  # compare only
+    python training/train.py --candidate RUN/weights/best.pt --candidate RUN/weights/last.pt
 """
 
 from __future__ import annotations
@@ -79,6 +82,25 @@ def decide(new: dict[str, Any], committed: dict[str, Any] | None) -> Decision:
         f"held-out mask mAP50 {new['mask_map50']:.3f} >= {committed['mask_map50']:.3f} and false positives "
         f"per shape-free photo {new['fp_per_negative_image']:.2f} <= {committed['fp_per_negative_image']:.2f}",
     )
+
+
+def choose(
+    candidates: dict[str, dict[str, Any]], committed: dict[str, Any] | None
+) -> tuple[str | None, Decision]:
+    """Which of a run's weights (by label: its best.pt by validation fitness, its last.pt)
+    replaces the committed ones: of those that ``decide`` lets, the one with the highest
+    held-out mask mAP50 (then the fewest false positives per shape-free photo). Validation
+    fitness alone is not the card's criteria: a run's best.pt can lose a photo's at-most-1
+    that its last.pt keeps. None when neither may."""
+    decisions = {label: decide(result, committed) for label, result in candidates.items()}
+    passing = [label for label, decision in decisions.items() if decision.adopt]
+    if not passing:
+        return None, Decision(False, "; ".join(f"{label}: {d.reason}" for label, d in decisions.items()))
+    label = max(
+        passing,
+        key=lambda k: (candidates[k]["mask_map50"], -candidates[k]["fp_per_negative_image"]),
+    )
+    return label, decisions[label]
 
 
 def strip_to(source: Path, target: Path) -> Path:
@@ -185,30 +207,49 @@ def append_log(weights: Path, record: dict[str, Any]) -> None:
     log_path.write_text(json.dumps(history, indent=2) + "\n")
 
 
-def compare_and_keep(candidate: Path, weights: Path, *, adopt: bool) -> Decision:
-    """Evaluate both, replace ``weights`` by ``candidate`` when it wins (or ``adopt``)."""
+def compare_and_keep(candidates: dict[str, Path], weights: Path, *, adopt: bool) -> str | None:
+    """Evaluate the candidates (by label) and the committed weights; replace ``weights`` by
+    the candidate that ``choose`` picks (or, with ``adopt``, by the first). Returns its label."""
     from evaluate import evaluate_weights, recorded_evaluation
 
-    new = evaluate_weights(candidate)
+    results = {label: evaluate_weights(path) for label, path in candidates.items()}
     # The committed eval.json when it is of the committed weights on this held-out set.
     committed = (recorded_evaluation(weights) or evaluate_weights(weights)) if weights.exists() else None
-    decision = Decision(True, "--adopt") if adopt else decide(new, committed)
-    for label, result in (("new", new), ("committed", committed)):
+    if adopt:
+        label: str | None = next(iter(candidates))
+        decision = Decision(True, "--adopt")
+    else:
+        label, decision = choose(results, committed)
+    for name, result in [*results.items(), ("committed", committed)]:
         if result:
+            negatives = result.get("negatives", {})
             print(
-                f"{label:>9}: held-out mask mAP50 {result['mask_map50']:.3f}, "
-                f"false positives per shape-free photo {result['fp_per_negative_image']:.2f}"
+                f"{name:>9}: held-out mask mAP50 {result['mask_map50']:.3f}, false positives per "
+                f"shape-free photo {result['fp_per_negative_image']:.2f} "
+                f"(most on one: {negatives.get('max_per_image', '?')})"
             )
-    if decision.adopt:
+    if label is not None:
+        new = results[label]
         weights.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(candidate, weights)
+        shutil.copyfile(candidates[label], weights)
         new["weights"] = weights.name
         weights.with_name("eval.json").write_text(json.dumps(new, indent=2) + "\n")
-        print(f"kept the NEW weights ({decision.reason}): wrote {weights} and its eval.json")
+        print(
+            f"kept the NEW weights, the run's {label} ({decision.reason}): wrote {weights} and its eval.json"
+        )
         print("next: `make model` (the ONNX export) and `python training/evaluate.py --card-only` (the card)")
     else:
-        print(f"kept the COMMITTED weights ({decision.reason}); the new ones stay at {candidate}")
-    return decision
+        where = ", ".join(str(path) for path in candidates.values())
+        print(f"kept the COMMITTED weights ({decision.reason}); the new ones stay at {where}")
+    return label
+
+
+def run_candidates(best: Path, last: Path) -> dict[str, Path]:
+    """The run's weights worth comparing: best.pt, and last.pt unless it is the same epoch."""
+    candidates = {"best.pt": best}
+    if last.exists() and last.read_bytes() != best.read_bytes():
+        candidates["last.pt"] = last
+    return candidates
 
 
 def main() -> None:
@@ -231,7 +272,12 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true", help="resume build/runs/<name> (same machine)")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     parser.add_argument("--adopt", action="store_true", help="keep the new weights without comparing")
-    parser.add_argument("--candidate", type=Path, help="do not train: compare this .pt with --weights")
+    parser.add_argument(
+        "--candidate",
+        type=Path,
+        action="append",
+        help="do not train: compare this .pt with --weights (repeat: keep the better one that wins)",
+    )
     parser.add_argument("--no-compare", action="store_true", help="train only; leave --weights alone")
     args = parser.parse_args()
     from ultralytics.utils import torch_utils
@@ -241,9 +287,11 @@ def main() -> None:
     # 2-core machine. --threads (all cores) instead.
     torch_utils.NUM_THREADS = args.threads
     if args.candidate:
-        run_record = args.candidate.with_name("run.json")  # written by a --no-compare run
-        if compare_and_keep(args.candidate, args.weights, adopt=args.adopt).adopt and run_record.exists():
-            append_log(args.weights, json.loads(run_record.read_text()))
+        candidates = {path.name: path for path in args.candidate}
+        run_record = args.candidate[0].with_name("run.json")  # written by a --no-compare run
+        kept = compare_and_keep(candidates, args.weights, adopt=args.adopt)
+        if kept is not None and run_record.exists():
+            append_log(args.weights, {**json.loads(run_record.read_text()), "kept": kept})
         return
     best, last, record = train(args)
     print(f"trained {record['epochs']} epochs in {record['seconds'] / 60:.1f} min: {best}")
@@ -256,8 +304,8 @@ def main() -> None:
         shutil.copyfile(best, args.weights)
         append_log(args.weights, record)
         print(f"wrote {args.weights}")
-    elif compare_and_keep(best, args.weights, adopt=args.adopt).adopt:
-        append_log(args.weights, record)
+    elif (kept := compare_and_keep(run_candidates(best, last), args.weights, adopt=args.adopt)) is not None:
+        append_log(args.weights, {**record, "kept": kept})
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@ criterion of the held-out evaluation (training/train.py decide())."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from train import decide
+from train import choose, decide, run_candidates
 
 
 def result(map50: float, fp: float) -> dict[str, float]:
@@ -51,3 +53,48 @@ def test_a_worse_worst_photo_keeps_the_committed_weights() -> None:
     assert not decision.adopt
     assert "most detections on one shape-free photo 2 > 1" in decision.reason
     assert decide({**new, "negatives": {"max_per_image": 1}}, committed).adopt
+
+
+def with_worst(map50: float, fp: float, worst: int) -> dict[str, object]:
+    return {**result(map50, fp), "negatives": {"max_per_image": worst}}
+
+
+def test_the_runs_last_weights_win_when_its_best_loses_a_photo() -> None:
+    # The recipe-2 run (2026-12-02): best.pt by validation fitness had the higher mAP50 but
+    # 2 detections on one photo; last.pt kept at most 1.
+    committed = with_worst(0.696, 0.43, 1)
+    label, decision = choose(
+        {"best.pt": with_worst(0.711, 0.43, 2), "last.pt": with_worst(0.708, 0.29, 1)}, committed
+    )
+    assert label == "last.pt"
+    assert decision.adopt and "0.708 >= 0.696" in decision.reason
+
+
+def test_of_two_that_pass_the_higher_map_wins_then_fewer_false_positives() -> None:
+    committed = with_worst(0.5, 1.0, 2)
+    assert (
+        choose({"best.pt": with_worst(0.6, 0.5, 1), "last.pt": with_worst(0.55, 0.2, 1)}, committed)[0]
+        == "best.pt"
+    )
+    assert (
+        choose({"best.pt": with_worst(0.6, 0.5, 1), "last.pt": with_worst(0.6, 0.2, 1)}, committed)[0]
+        == "last.pt"
+    )
+
+
+def test_when_neither_passes_the_committed_weights_stay_and_both_reasons_are_given() -> None:
+    label, decision = choose(
+        {"best.pt": with_worst(0.4, 0.5, 1), "last.pt": with_worst(0.6, 2.0, 1)}, with_worst(0.5, 1.0, 1)
+    )
+    assert label is None and not decision.adopt
+    assert "best.pt: held-out mask mAP50 0.400 < 0.500" in decision.reason
+    assert "last.pt: false positives per shape-free photo 2.00 > 1.00" in decision.reason
+
+
+def test_last_is_a_candidate_only_when_it_differs_from_best(tmp_path: Path) -> None:
+    best, last = tmp_path / "best.pt", tmp_path / "last.pt"
+    best.write_bytes(b"epoch 7")
+    last.write_bytes(b"epoch 7")
+    assert run_candidates(best, last) == {"best.pt": best}
+    last.write_bytes(b"epoch 9")
+    assert run_candidates(best, last) == {"best.pt": best, "last.pt": last}
