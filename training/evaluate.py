@@ -213,7 +213,7 @@ def heldout_at_default_conf(
 ) -> dict[str, Any]:
     """Recall (right class), class confusion, false positives and recall by size at conf 0.25;
     the size of an object is taken at model input of ``bin_imgsz`` (default: ``imgsz``)."""
-    from synth import CLASS_NAMES
+    from synth import CLASS_NAMES, heldout_background
 
     images = sorted((data / "images" / "heldout").glob("*.jpg"))
     found = {name: [0, 0] for name, _, _ in SIZE_BINS}  # bin: [right class, objects]
@@ -221,7 +221,12 @@ def heldout_at_default_conf(
     confusion = np.zeros((len(CLASS_NAMES), len(CLASS_NAMES) + 1), int)  # last column: missed
     false_positives = 0
     kinds = dict.fromkeys(FALSE_POSITIVE_KINDS, 0)
+    backgrounds = {kind: {"images": 0, "false_positives": 0} for kind in ("photo", "texture")}
     for path in images:
+        # The demo recipe's held-out images are named by index; another data set has no kinds.
+        background = backgrounds[heldout_background(int(path.stem))[0]] if path.stem.isdigit() else None
+        if background is not None:
+            background["images"] += 1
         image = cv2.imread(str(path))
         h, w = image.shape[:2]
         truth = read_labels(data / "labels" / "heldout" / f"{path.stem}.txt", h, w)
@@ -242,6 +247,8 @@ def heldout_at_default_conf(
             if t is None or predicted[p][0] != truth[t][0]:
                 false_positives += 1
                 kinds[false_positive_kind(predicted[p], truth, t)] += 1
+                if background is not None:
+                    background["false_positives"] += 1
     objects = sum(n for _, n in per_class.values())
     return {
         "images": len(images),
@@ -249,6 +256,10 @@ def heldout_at_default_conf(
         "recall": round(sum(r for r, _ in per_class.values()) / max(1, objects), 4),
         "false_positives_per_image": round(false_positives / max(1, len(images)), 3),
         "false_positives_by_kind": kinds,
+        "false_positives_by_background": {
+            kind: {**v, "per_image": round(v["false_positives"] / v["images"], 3) if v["images"] else None}
+            for kind, v in backgrounds.items()
+        },
         "recall_per_class": {name: round(r / max(1, n), 4) for name, (r, n) in per_class.items()},
         "recall_by_size": [
             {"size": name, "objects": n, "recall": round(r / n, 4) if n else None}
@@ -875,7 +886,8 @@ def render_card(weights: Path, evaluation: dict[str, Any], log: dict[str, Any], 
         ),
         recall=heldout["recall"],
         heldout_fp=heldout["false_positives_per_image"],
-        fp_kinds=fp_kinds_line(heldout.get("false_positives_by_kind")),
+        fp_kinds=fp_kinds_line(heldout.get("false_positives_by_kind"))
+        + fp_backgrounds_line(heldout.get("false_positives_by_background")),
         confusion_rows="\n".join(
             f"| {name} | {heldout['recall_per_class'][name]:.3f} | "
             + " | ".join(str(v) for v in row.values())
@@ -923,6 +935,19 @@ def fp_kinds_line(kinds: dict[str, int] | None) -> str:
     }
     parts = "; ".join(f"{kinds.get(k, 0)} {words[k]}" for k in FALSE_POSITIVE_KINDS)
     return f"\nOf the {sum(kinds.values())} false positives: {parts}."
+
+
+def fp_backgrounds_line(backgrounds: dict[str, dict[str, Any]] | None) -> str:
+    """Where the held-out false positives are: on the held-out photos or on the held-out
+    textures (absent from older eval.json)."""
+    if not backgrounds:
+        return ""
+    parts = [
+        f"{v['false_positives']} on the {v['images']} images over {kind}s ({v['per_image']:.2f} per image)"
+        for kind, v in backgrounds.items()
+        if v["images"]
+    ]
+    return " By background: " + "; ".join(parts) + "."
 
 
 def nms_line(evaluation: dict[str, Any]) -> str:

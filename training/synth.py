@@ -534,6 +534,21 @@ def _visible_instances(owner: np.ndarray, drawn: list[int], min_area: float) -> 
     return instances
 
 
+def _draw_background(
+    rng: np.random.Generator,
+    photos: tuple[str, ...],
+    families: tuple[str, ...],
+    side: tuple[int, int],
+    photo_share: float,
+) -> tuple[int, int, str, str]:
+    """An image's first draws: its height, width and background ("photo" or "texture", and
+    which)."""
+    h, w = int(rng.integers(*side)), int(rng.integers(*side))
+    if rng.random() < photo_share:
+        return h, w, "photo", str(rng.choice(photos))
+    return h, w, "texture", str(rng.choice(families))
+
+
 def make_mixed_image(
     seed: int,
     index: int,
@@ -548,11 +563,11 @@ def make_mixed_image(
 ) -> tuple[np.ndarray, list[Instance]]:
     """Image ``index`` of the recipe's set with ``seed`` (a pure function of both)."""
     rng = np.random.default_rng([seed, index, 7])
-    h, w = int(rng.integers(*side)), int(rng.integers(*side))
-    if rng.random() < photo_share:
-        img = _photo_background(rng, str(rng.choice(photos)), h, w, jitter=photo_jitter)
+    h, w, kind, name = _draw_background(rng, photos, families, side, photo_share)
+    if kind == "photo":
+        img = _photo_background(rng, name, h, w, jitter=photo_jitter)
     else:
-        img = _texture_background(rng, str(rng.choice(families)), h, w)
+        img = _texture_background(rng, name, h, w)
     if rng.random() < 0.25:
         _distractor_lines(rng, img)
     if clutter and rng.random() < clutter:  # no draw at all when off: the held-out set stays as it was
@@ -620,6 +635,9 @@ def _degrade(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     return cv2.imdecode(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_COLOR)
 
 
+HELDOUT_SIDE = (320, 801)  # image sides of the held-out set (training: 256 to 640)
+
+
 def make_heldout_image(index: int) -> tuple[np.ndarray, list[Instance]]:
     """Image ``index`` of the held-out set: photos and texture families that training never
     uses, image sides of 320 to 800 px, 10% without shapes."""
@@ -628,12 +646,20 @@ def make_heldout_image(index: int) -> tuple[np.ndarray, list[Instance]]:
         index,
         photos=HELDOUT_PHOTOS,
         families=HELDOUT_FAMILIES,
-        side=(320, 801),
+        side=HELDOUT_SIDE,
         negatives=0.1,
         clutter=0.0,
         photo_share=PHOTO_SHARE,
         photo_jitter=False,
     )
+
+
+def heldout_background(index: int) -> tuple[str, str]:
+    """The background of held-out image ``index``: ("photo" or "texture", which one), by the
+    same draws that make it (for the evaluation's false positives by background)."""
+    rng = np.random.default_rng([MIXED_SEEDS["heldout"], index, 7])
+    _, _, kind, name = _draw_background(rng, HELDOUT_PHOTOS, HELDOUT_FAMILIES, HELDOUT_SIDE, PHOTO_SHARE)
+    return kind, name
 
 
 def label_lines(instances: list[Instance], h: int, w: int) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from evaluate import FALSE_POSITIVE_KINDS, false_positive_kind, fp_kinds_line, match
+from evaluate import FALSE_POSITIVE_KINDS, false_positive_kind, fp_backgrounds_line, fp_kinds_line, match
 
 
 def box(y0: int, x0: int, size: int) -> np.ndarray:
@@ -44,3 +44,15 @@ def test_the_card_line_names_every_kind_and_the_total() -> None:
         "duplicate",
         "poor_mask",
     }
+
+
+def test_the_card_says_where_the_false_positives_are() -> None:
+    line = fp_backgrounds_line(
+        {
+            "photo": {"images": 149, "false_positives": 77, "per_image": 0.517},
+            "texture": {"images": 151, "false_positives": 31, "per_image": 0.206},
+        }
+    )
+    assert "77 on the 149 images over photos (0.52 per image)" in line
+    assert "31 on the 151 images over textures (0.21 per image)" in line
+    assert fp_backgrounds_line(None) == ""

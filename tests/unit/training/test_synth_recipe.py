@@ -75,3 +75,17 @@ def test_training_photos_are_jittered_and_heldout_ones_are_not() -> None:
         np.min(np.abs(plain_means - img.reshape(-1, 3).mean(axis=0)).max(axis=1)) > 25 for img in jittered
     ]
     assert any(moved)
+
+
+def test_heldout_background_names_what_the_image_is_drawn_on() -> None:
+    kinds = [synth.heldout_background(i) for i in range(60)]
+    assert {kind for kind, _ in kinds} == {"photo", "texture"}
+    for i, (kind, name) in enumerate(kinds[:12]):
+        assert name in (synth.HELDOUT_PHOTOS if kind == "photo" else synth.HELDOUT_FAMILIES)
+        if kind == "photo":  # the image is that photo (its crop, before the shapes and the blur)
+            img, _ = synth.make_heldout_image(i)
+            photo = synth.load_photo(name)
+            # The image's mean colour is near its photo's: not another photo's or a texture's.
+            others = [synth.load_photo(n) for n in synth.HELDOUT_PHOTOS if n != name]
+            distance = abs(img.mean() - photo.mean())
+            assert distance < 40 and any(abs(img.mean() - o.mean()) > distance for o in others)
