@@ -223,10 +223,8 @@ def heldout_at_default_conf(
     kinds = dict.fromkeys(FALSE_POSITIVE_KINDS, 0)
     backgrounds = {kind: {"images": 0, "false_positives": 0} for kind in ("photo", "texture")}
     for path in images:
-        # The demo recipe's held-out images are named by index; another data set has no kinds.
-        background = backgrounds[heldout_background(int(path.stem))[0]] if path.stem.isdigit() else None
-        if background is not None:
-            background["images"] += 1
+        background = backgrounds[heldout_background(int(path.stem))[0]]  # files are named by index
+        background["images"] += 1
         image = cv2.imread(str(path))
         h, w = image.shape[:2]
         truth = read_labels(data / "labels" / "heldout" / f"{path.stem}.txt", h, w)
@@ -247,8 +245,7 @@ def heldout_at_default_conf(
             if t is None or predicted[p][0] != truth[t][0]:
                 false_positives += 1
                 kinds[false_positive_kind(predicted[p], truth, t)] += 1
-                if background is not None:
-                    background["false_positives"] += 1
+                background["false_positives"] += 1
     objects = sum(n for _, n in per_class.values())
     return {
         "images": len(images),

@@ -132,7 +132,8 @@ def train(args: argparse.Namespace) -> tuple[Path, Path, dict[str, Any]]:
     from synth import RECIPE_VERSION, TRAIN_IMAGES, VAL_IMAGES, write_dataset
     from ultralytics import YOLO
 
-    if args.data.resolve() == DEFAULT_DATA.resolve():  # the demo recipe, written once
+    demo_recipe = args.data.resolve() == DEFAULT_DATA.resolve()
+    if demo_recipe:  # written once
         data_yaml = write_dataset(args.data, train=TRAIN_IMAGES, val=VAL_IMAGES, heldout=0)
     else:  # your own data set in the Ultralytics layout
         data_yaml = args.data / "data.yaml"
@@ -187,9 +188,9 @@ def train(args: argparse.Namespace) -> tuple[Path, Path, dict[str, Any]]:
         "epochs": int(model.trainer.epoch) + 1,
         "imgsz": args.imgsz,
         "batch": args.batch,
-        "train_images": TRAIN_IMAGES if args.data.resolve() == DEFAULT_DATA.resolve() else None,
-        "recipe": RECIPE_VERSION if args.data.resolve() == DEFAULT_DATA.resolve() else None,
-        "data": "synth.make_mixed_image" if args.data.resolve() == DEFAULT_DATA.resolve() else str(args.data),
+        "train_images": TRAIN_IMAGES if demo_recipe else None,
+        "recipe": RECIPE_VERSION if demo_recipe else None,
+        "data": "synth.make_mixed_image" if demo_recipe else str(args.data),
         "seconds": round(elapsed),
         "cpu_count": os.cpu_count(),
         "threads": args.threads,
