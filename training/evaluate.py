@@ -509,6 +509,7 @@ def sweep_row(evaluation: dict[str, Any]) -> dict[str, Any]:
         "recall": heldout["recall"],
         "false_positives_per_image": heldout["false_positives_per_image"],
         "fp_per_negative_image": evaluation["negatives"]["false_positives_per_image"],
+        "max_per_negative_image": evaluation["negatives"].get("max_per_image"),
         "recall_by_size": heldout["recall_by_size"],
         "samples": {key: sample[key] for key in ("shapes", "right", "wrong_class", "missed", "extra")},
         "seconds": evaluation["seconds"],
@@ -620,7 +621,10 @@ def sweep_section(sweep: dict[str, Any] | None, conf: float) -> str:
             f"{row['agnostic_mask_map50']:.3f}",
             "-" if row.get("mask_ap50_from_16_px") is None else f"{row['mask_ap50_from_16_px']:.3f}",
             f"{row['false_positives_per_image']:.2f}",
-            f"{row['fp_per_negative_image']:.2f}",
+            f"{row['fp_per_negative_image']:.2f}"
+            + (
+                "" if row.get("max_per_negative_image") is None else f" (max {row['max_per_negative_image']})"
+            ),
             *("-" if b["recall"] is None else f"{b['recall']:.3f}" for b in row["recall_by_size"]),
             f"{row['samples']['right']}/{row['samples']['shapes']} / {row['samples']['extra']}",
         ]

@@ -42,7 +42,7 @@ def evaluation_at(imgsz: int, recall: float) -> dict[str, Any]:
                 },
             ],
         },
-        "negatives": {"false_positives_per_image": 0.25},
+        "negatives": {"false_positives_per_image": 0.25, "max_per_image": 1},
         "samples": {"shapes": 13, "right": 11, "wrong_class": 1, "missed": 1, "extra": 2},
     }
 
@@ -89,6 +89,7 @@ def test_a_row_keeps_the_figures_of_its_evaluation() -> None:
     assert row["imgsz"] == 416
     assert row["mask_map50"] == evaluation["heldout"]["mask_map50"]
     assert row["fp_per_negative_image"] == evaluation["negatives"]["false_positives_per_image"]
+    assert row["max_per_negative_image"] == evaluation["negatives"]["max_per_image"]
     assert row["recall_by_size"] == evaluation["heldout"]["recall_by_size"]
     assert row["samples"]["extra"] == evaluation["samples"]["extra"]
 
@@ -103,7 +104,9 @@ def test_the_section_has_a_row_per_size_and_a_column_per_size_bin_and_image() ->
     assert "a.jpg ms (median / p90)" in header
     assert len(rows) == 2
     assert all(row.count("|") == header.count("|") == rule.count("|") for row in rows)
-    assert rows[0].startswith("| 320 | 0.200 | 0.267 | 0.800 | 0.80 | 0.25 | 0.400 | 0.200 | - | 11/13 / 2 |")
+    assert rows[0].startswith(
+        "| 320 | 0.200 | 0.267 | 0.800 | 0.80 | 0.25 (max 1) | 0.400 | 0.200 | - | 11/13 / 2 |"
+    )
     assert rows[1].endswith("| 287 / 297 |")
     assert "taken at imgsz 320" in section
 
