@@ -222,9 +222,13 @@ def heldout_at_default_conf(
     false_positives = 0
     kinds = dict.fromkeys(FALSE_POSITIVE_KINDS, 0)
     backgrounds = {kind: {"images": 0, "false_positives": 0} for kind in ("photo", "texture")}
+    by_name: dict[str, dict[str, Any]] = {}  # the same, by which photo or texture family
     for path in images:
-        background = backgrounds[heldout_background(int(path.stem))[0]]  # files are named by index
+        kind, name = heldout_background(int(path.stem))  # files are named by index
+        background = backgrounds[kind]
+        named = by_name.setdefault(name, {"kind": kind, "images": 0, "false_positives": 0})
         background["images"] += 1
+        named["images"] += 1
         image = cv2.imread(str(path))
         h, w = image.shape[:2]
         truth = read_labels(data / "labels" / "heldout" / f"{path.stem}.txt", h, w)
@@ -246,6 +250,7 @@ def heldout_at_default_conf(
                 false_positives += 1
                 kinds[false_positive_kind(predicted[p], truth, t)] += 1
                 background["false_positives"] += 1
+                named["false_positives"] += 1
     objects = sum(n for _, n in per_class.values())
     return {
         "images": len(images),
@@ -257,6 +262,9 @@ def heldout_at_default_conf(
             kind: {**v, "per_image": round(v["false_positives"] / v["images"], 3) if v["images"] else None}
             for kind, v in backgrounds.items()
         },
+        "false_positives_by_background_name": dict(
+            sorted(by_name.items(), key=lambda item: (-item[1]["false_positives"], item[0]))
+        ),
         "recall_per_class": {name: round(r / max(1, n), 4) for name, (r, n) in per_class.items()},
         "recall_by_size": [
             {"size": name, "objects": n, "recall": round(r / n, 4) if n else None}
@@ -759,15 +767,19 @@ photos are jittered (the held-out ones are not): 30% turned by a quarter, crops 
 the photo's side to all of it, 40% in another palette (channels swapped, hue
 turned). This is the recipe's version {recipe_version}, the log's `recipe` column (version 1:
 1200 images, no clutter, no marble or grain; version 2: clutter, marble and grain; version 3:
-four more photos, the terrain family, photo jitter, more photos than textures). 30% of the images have no
+four more photos, the terrain family, photo jitter, more photos than textures; version 4: 18 real
+scenes from OpenCV's samples).{recipe_of_weights} 30% of the images have no
 shape (hard negatives); the others 1 to 7 shapes with sizes log-uniform from ~10 px across to
 half the frame (15% of them one or two shapes filling most of it), mild occlusion (at most
 15% covered), a few cut by the border, 15% low contrast; then blur, noise, grayscale (15%),
 low contrast (10%) and JPEG quality 40 to 95.
 
 Photos: sample images that the training toolchain's packages ship (read from the installed
-package, never downloaded; training: {train_photos}; held-out: {heldout_photos}). Most are
-scikit-image's, in `skimage/data/`; scikit-image
+package, never downloaded) and, for training only, real scenes from the examples of Debian's
+`opencv-doc` package (OpenCV's samples), scaled down and committed in `training/photos/`
+(`training/import_photos.py` makes them; Apache-2.0 AND BSD-3-Clause, as Debian's copyright
+file for the package says; `training/photos/README.md`). Training: {train_photos};
+held-out: {heldout_photos}. The scikit-image ones are in `skimage/data/`; scikit-image
 is BSD-3-Clause licensed; each image's origin and terms are in the docstring of its
 `skimage.data` function: camera, chelsea, coffee, grass, gravel and brick are CC0;
 astronaut, hubble_deep_field, text and rocket public domain; ihc "no known copyright
@@ -820,6 +832,16 @@ def onnx_row(weights: Path) -> str:
     return card_row(json.loads(record.read_text())) if record.is_file() else ""
 
 
+def recipe_of_weights(trained_on: int | None, current: int) -> str:
+    """The card's word on a recipe that the committed weights were not (last) trained on."""
+    if trained_on is None or trained_on == current:
+        return ""
+    return (
+        f" The committed weights' last run trained on version {trained_on}: no run on version"
+        f" {current} has been kept yet."
+    )
+
+
 def render_card(weights: Path, evaluation: dict[str, Any], log: dict[str, Any], names: dict[int, str]) -> str:
     """The model card: every figure comes from ``evaluation`` (eval.json) or ``log``."""
     from synth import (
@@ -870,6 +892,7 @@ def render_card(weights: Path, evaluation: dict[str, Any], log: dict[str, Any], 
         recipe_train=TRAIN_IMAGES,
         clutter_share=round(CLUTTER_SHARE * 100),
         recipe_version=RECIPE_VERSION,
+        recipe_of_weights=recipe_of_weights(last.get("recipe"), RECIPE_VERSION),
         recipe_val=VAL_IMAGES,
         train_photo_share=round(TRAIN_PHOTO_SHARE * 100),
         heldout_photo_share=round(PHOTO_SHARE * 100),
@@ -888,7 +911,9 @@ def render_card(weights: Path, evaluation: dict[str, Any], log: dict[str, Any], 
         recall=heldout["recall"],
         heldout_fp=heldout["false_positives_per_image"],
         fp_kinds=fp_kinds_line(heldout.get("false_positives_by_kind"))
-        + fp_backgrounds_line(heldout.get("false_positives_by_background")),
+        + fp_backgrounds_line(
+            heldout.get("false_positives_by_background"), heldout.get("false_positives_by_background_name")
+        ),
         confusion_rows="\n".join(
             f"| {name} | {heldout['recall_per_class'][name]:.3f} | "
             + " | ".join(str(v) for v in row.values())
@@ -938,9 +963,11 @@ def fp_kinds_line(kinds: dict[str, int] | None) -> str:
     return f"\nOf the {sum(kinds.values())} false positives: {parts}."
 
 
-def fp_backgrounds_line(backgrounds: dict[str, dict[str, Any]] | None) -> str:
+def fp_backgrounds_line(
+    backgrounds: dict[str, dict[str, Any]] | None, by_name: dict[str, dict[str, Any]] | None = None
+) -> str:
     """Where the held-out false positives are: on the held-out photos or on the held-out
-    textures (absent from older eval.json)."""
+    textures, and on which ones, most first (absent from older eval.json)."""
     if not backgrounds:
         return ""
     parts = [
@@ -948,7 +975,13 @@ def fp_backgrounds_line(backgrounds: dict[str, dict[str, Any]] | None) -> str:
         for kind, v in backgrounds.items()
         if v["images"]
     ]
-    return " By background: " + "; ".join(parts) + "."
+    line = " By background: " + "; ".join(parts) + "."
+    if by_name:
+        line += " By which one: " + ", ".join(
+            f"{name} ({v['kind']}) {v['false_positives']} on {v['images']}" for name, v in by_name.items()
+        )
+        line += "."
+    return line
 
 
 def nms_line(evaluation: dict[str, Any]) -> str:

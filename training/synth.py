@@ -14,7 +14,8 @@ Two generators live here:
   It makes the demo images in samples/ and the tests' scenes; it is not what the demo model
   is trained on any more.
 - ``make_mixed_image``: the training recipe. Shapes on real photographs (scikit-image's
-  data module and a few that scikit-learn and PyWavelets ship; jittered in training) and on
+  data module, a few that scikit-learn and PyWavelets ship, and OpenCV's sample photos in
+  training/photos/; jittered in training) and on
   many generated texture families (real elevation maps among them), about 30% hard negatives (no shape
   at all), shapes from ~10 px to the whole frame, grayscale, low contrast, blur, noise,
   JPEG artefacts, mild occlusion, and clutter that is none of the classes (text, irregular
@@ -34,6 +35,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from import_photos import PHOTOS as REPO_PHOTOS
+from import_photos import SOURCES as _OPENCV_SOURCES
 
 CLASS_NAMES: tuple[str, ...] = ("circle", "triangle", "rectangle", "star")
 
@@ -198,6 +201,9 @@ def make_mixed_scene(
 
 # --- The training recipe: shapes on photographs and textures, hard negatives ---------------
 
+# Real scenes from OpenCV's samples (training only), committed as training/photos/<name>.jpg
+# by import_photos.py; their license: training/photos/README.md.
+OPENCV_PHOTOS: tuple[str, ...] = tuple(_OPENCV_SOURCES)
 # scikit-image's bundled sample photographs (skimage.data; license: see the model card).
 # Left out everywhere: the ones that show the four classes or look like them (coins, clock,
 # retina, cell, microaneurysms, phantom: round discs; chessboard, color, logo: squares and
@@ -219,6 +225,8 @@ TRAIN_PHOTOS: tuple[str, ...] = (
     "flower",
     "aero",
     "ascent",
+    # Since recipe version 4: the photos were still where most held-out false positives were.
+    *OPENCV_PHOTOS,
 )
 HELDOUT_PHOTOS: tuple[str, ...] = ("coffee", "rocket", "gravel", "motorcycle_left", "motorcycle_right")
 # Generated texture families; the held-out ones are never used for training images.
@@ -239,7 +247,7 @@ NEGATIVE_SHARE = 0.3
 CLUTTER_SHARE = 0.35  # training images with clutter (text, irregular blobs, arcs) under the shapes
 PHOTO_SHARE = 0.45  # backgrounds that are photos (the held-out set's share)
 TRAIN_PHOTO_SHARE = 0.55  # since version 3: most false positives left were on held-out photos
-RECIPE_VERSION = 3  # bump when the training recipe changes: train and val on disk are rewritten
+RECIPE_VERSION = 4  # bump when the training recipe changes: train and val on disk are rewritten
 # Bump only when the held-out set itself changes: that is a new benchmark, every eval.json
 # (keyed by it) is void and every card figure changes meaning. Version 2 of the training
 # recipe left it as it was.
@@ -276,9 +284,11 @@ def load_photo(name: str) -> np.ndarray:
 
 def _photo_cache(name: str, _cache: dict[str, np.ndarray] = {}) -> np.ndarray:  # noqa: B006 - a cache
     if name not in _cache:
-        if name in _PACKAGE_PHOTOS:
+        if name in OPENCV_PHOTOS:
+            path: Path | None = REPO_PHOTOS / f"{name}.jpg"
+        elif name in _PACKAGE_PHOTOS:
             package, file = _PACKAGE_PHOTOS[name]
-            path: Path | None = _package_folder(package) / file
+            path = _package_folder(package) / file
         else:
             folder = _package_folder("skimage") / "data"
             path = next(folder.glob(f"{name}.*"), None)  # the files skimage.data ships (no download)

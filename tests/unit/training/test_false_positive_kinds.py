@@ -55,4 +55,16 @@ def test_the_card_says_where_the_false_positives_are() -> None:
     )
     assert "77 on the 149 images over photos (0.52 per image)" in line
     assert "31 on the 151 images over textures (0.21 per image)" in line
+    assert "By which one" not in line  # an eval.json from before the breakdown by name
     assert fp_backgrounds_line(None) == ""
+
+
+def test_the_card_says_on_which_photos_and_textures_the_false_positives_are() -> None:
+    line = fp_backgrounds_line(
+        {"photo": {"images": 3, "false_positives": 5, "per_image": 1.667}},
+        {
+            "rocket": {"kind": "photo", "images": 2, "false_positives": 4},
+            "plaid": {"kind": "texture", "images": 1, "false_positives": 1},
+        },
+    )
+    assert line.endswith("By which one: rocket (photo) 4 on 2, plaid (texture) 1 on 1.")

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import torch
-from evaluate import render_card
+from evaluate import recipe_of_weights, render_card
 
 MODEL_DIR = Path(__file__).resolve().parents[3] / "functions" / "segment" / "model"
 WEIGHTS = MODEL_DIR / "shapes-seg.pt"
@@ -45,3 +45,9 @@ def test_the_card_states_the_figures_a_user_needs() -> None:
         "What it is not for",
     ):
         assert heading in card
+
+
+def test_the_card_says_when_the_weights_were_not_trained_on_the_current_recipe() -> None:
+    assert recipe_of_weights(4, 4) == ""
+    assert recipe_of_weights(None, 4) == ""  # runs before the log recorded recipes
+    assert "last run trained on version 3: no run on version 4" in recipe_of_weights(3, 4)

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
+import cv2
+import import_photos
 import numpy as np
+import pytest
 import synth
 
 # The held-out set's first 30 images (their sizes, classes and polygons) as the cards since
@@ -54,11 +58,38 @@ def test_the_recipe_is_a_pure_function_of_seed_and_index() -> None:
     ]
 
 
-def test_every_photo_loads_from_an_installed_package() -> None:
+def test_every_photo_loads_from_an_installed_package_or_the_repository() -> None:
     for name in synth.TRAIN_PHOTOS + synth.HELDOUT_PHOTOS:
         img = synth.load_photo(name)
         assert img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8, name
         assert min(img.shape[:2]) >= 128 and img.std() > 10, name  # a photo, not a stub
+
+
+def test_the_committed_photos_are_the_recipes_and_each_is_its_own() -> None:
+    committed = {path.stem for path in import_photos.PHOTOS.glob("*.jpg")}
+    assert committed == set(synth.OPENCV_PHOTOS)  # none missing, none unused
+    assert set(synth.OPENCV_PHOTOS) <= set(synth.TRAIN_PHOTOS)
+    assert (import_photos.PHOTOS / "README.md").is_file()  # their license
+    means = [
+        tuple(synth.load_photo(name).reshape(-1, 3).mean(axis=0).round(1)) for name in synth.OPENCV_PHOTOS
+    ]
+    assert len(set(means)) == len(means)  # 18 different photos, not one copied 18 times
+    assert (
+        max(max(synth.load_photo(name).shape[:2]) for name in synth.OPENCV_PHOTOS) <= import_photos.MAX_SIDE
+    )
+
+
+def test_importing_a_photo_scales_it_down_to_the_longest_side_and_never_up(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    big, small = tmp_path / "big.png", tmp_path / "small.png"
+    cv2.imwrite(str(big), rng.integers(0, 255, size=(1200, 1600, 3), dtype=np.uint8))
+    cv2.imwrite(str(small), rng.integers(0, 255, size=(300, 200, 3), dtype=np.uint8))
+
+    assert import_photos.import_photo(big, tmp_path / "big.jpg") == (600, 800)
+    assert import_photos.import_photo(small, tmp_path / "small.jpg") == (300, 200)
+    assert cv2.imread(str(tmp_path / "big.jpg")).shape == (600, 800, 3)
+    with pytest.raises(FileNotFoundError):
+        import_photos.import_photo(tmp_path / "absent.png", tmp_path / "absent.jpg")
 
 
 def test_training_photos_are_jittered_and_heldout_ones_are_not() -> None:

@@ -1,0 +1,80 @@
+"""Make training/photos/ from the sample photographs of Debian's opencv-doc package.
+
+    apt-get install opencv-doc            # or: apt-get download opencv-doc && dpkg -x opencv-doc_*.deb DIR
+    python training/import_photos.py      # --examples DIR/usr/share/doc/opencv-doc/examples
+
+The demo model's training recipe (version 4 on) draws backgrounds from these photos as well
+as from those that installed Python packages ship (synth.TRAIN_PHOTOS). They are committed,
+scaled down so that the longer side is at most MAX_SIDE, so that training needs no apt
+package; this script is how they were made, and shows where each one comes from. Their
+license is in training/photos/README.md.
+
+The choice: real scenes (animals, plants, streets, buildings, aerial views) in which no flat
+circle, triangle, rectangle or star is the subject. Left out: the calibration chessboards,
+drawings and renders, the logo, text pages, and the photos of round or boxy things (fruits,
+balls, sweets, boxes, a circuit board, a notebook, a number plate).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+
+EXAMPLES = Path("/usr/share/doc/opencv-doc/examples")  # opencv-doc 4.6.0+dfsg-12 (Debian 12)
+PHOTOS = Path(__file__).resolve().parent / "photos"
+MAX_SIDE = 800
+QUALITY = 92
+
+# Name in the recipe: file under opencv-doc's examples/ (OpenCV's samples/data and friends).
+SOURCES: dict[str, str] = {
+    "plant": "alphamat/input_images/plant.jpg",
+    "baboon": "data/baboon.jpg",
+    "squirrel": "data/squirrel_cls.jpg",
+    "chicky": "data/chicky_512.png",
+    "leuven_a": "data/leuvenA.jpg",
+    "leuven_b": "data/leuvenB.jpg",
+    "home": "data/home.jpg",
+    "building": "data/building.jpg",
+    "aloe": "data/aloeL.jpg",
+    "aerial_1": "data/aero1.jpg",
+    "aerial_3": "data/aero3.jpg",
+    "butterfly": "data/butterfly.jpg",
+    "robin": "hfs/data/000.jpg",
+    "street_1": "text/scenetext01.jpg",
+    "street_3": "text/scenetext03.jpg",
+    "street_4": "text/scenetext04.jpg",
+    "street_5": "text/scenetext05.jpg",
+    "street_6": "text/scenetext06.jpg",
+}
+
+
+def import_photo(source: Path, target: Path) -> tuple[int, int]:
+    """Copy one photo as JPEG, scaled down (never up) to MAX_SIDE; returns its new (h, w)."""
+    img = cv2.imread(str(source), cv2.IMREAD_COLOR)
+    if img is None:
+        raise FileNotFoundError(source)
+    h, w = img.shape[:2]
+    scale = min(1.0, MAX_SIDE / max(h, w))
+    if scale < 1.0:
+        img = cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(target), img, [cv2.IMWRITE_JPEG_QUALITY, QUALITY])
+    return img.shape[0], img.shape[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--examples", type=Path, default=EXAMPLES, help="opencv-doc's examples folder")
+    parser.add_argument("--out", type=Path, default=PHOTOS)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, file in SOURCES.items():
+        h, w = import_photo(args.examples / file, args.out / f"{name}.jpg")
+        print(f"{name}: {file} -> {w}x{h}")
+
+
+if __name__ == "__main__":
+    main()
