@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -68,15 +69,23 @@ def make_notifier(notify_fn) -> Callable[..., Any]:
 
 @pytest.fixture
 def no_connections(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Fails the test if any socket connects."""
+    """Fails the test if a socket connects from the test's own thread (a thread that an earlier
+    test left behind, such as a server's, may still connect to loopback: not the notifier)."""
     attempts: list[Any] = []
+    test_thread = threading.get_ident()
+    connect, connect_ex = socket.socket.connect, socket.socket.connect_ex
 
-    def refuse(sock: socket.socket, address: Any) -> int:
-        attempts.append(address)
-        raise AssertionError(f"connection attempted to {address}")
+    def refusing(original: Callable[..., Any]) -> Callable[..., Any]:
+        def refuse(sock: socket.socket, address: Any) -> Any:
+            if threading.get_ident() != test_thread:
+                return original(sock, address)
+            attempts.append(address)
+            raise AssertionError(f"connection attempted to {address}")
 
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+        return refuse
+
+    monkeypatch.setattr(socket.socket, "connect", refusing(connect))
+    monkeypatch.setattr(socket.socket, "connect_ex", refusing(connect_ex))
     return attempts
 
 
