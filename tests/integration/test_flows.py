@@ -190,7 +190,10 @@ def test_receiver_down_longer_than_the_old_retry_window_still_gets_the_event(run
     down_for = time.monotonic() - down_since
 
     # THEN a retry of the Standard schedule delivered it, with the first attempt's webhook-id
-    job = client.get_job(created.job_id)
+    # (the job records the delivery once the receiver has answered: wait for it)
+    job = wait_for(
+        lambda: (j := client.get_job(created.job_id)).webhook.status is WebhookStatus.DELIVERED and j
+    )
     assert event.type is EventType.SUCCEEDED and down_for > 15
     assert job.webhook.status is WebhookStatus.DELIVERED
     outcomes = [a.outcome for a in job.webhook.attempts]
