@@ -208,6 +208,20 @@ def heldout_metrics(weights: Path, data: Path, imgsz: int) -> dict[str, Any]:
     }
 
 
+def by_background_kind(by_name: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The held-out false positives by background name summed by kind, photo or texture."""
+    kinds: dict[str, dict[str, Any]] = {
+        kind: {"images": 0, "false_positives": 0} for kind in ("photo", "texture")
+    }
+    for named in by_name.values():
+        kinds[named["kind"]]["images"] += named["images"]
+        kinds[named["kind"]]["false_positives"] += named["false_positives"]
+    return {
+        kind: {**v, "per_image": round(v["false_positives"] / v["images"], 3) if v["images"] else None}
+        for kind, v in kinds.items()
+    }
+
+
 def heldout_at_default_conf(
     model: Any, data: Path, imgsz: int, bin_imgsz: int | None = None, agnostic_nms: bool | None = None
 ) -> dict[str, Any]:
@@ -221,13 +235,10 @@ def heldout_at_default_conf(
     confusion = np.zeros((len(CLASS_NAMES), len(CLASS_NAMES) + 1), int)  # last column: missed
     false_positives = 0
     kinds = dict.fromkeys(FALSE_POSITIVE_KINDS, 0)
-    backgrounds = {kind: {"images": 0, "false_positives": 0} for kind in ("photo", "texture")}
-    by_name: dict[str, dict[str, Any]] = {}  # the same, by which photo or texture family
+    by_name: dict[str, dict[str, Any]] = {}  # by which photo or texture family
     for path in images:
         kind, name = heldout_background(int(path.stem))  # files are named by index
-        background = backgrounds[kind]
         named = by_name.setdefault(name, {"kind": kind, "images": 0, "false_positives": 0})
-        background["images"] += 1
         named["images"] += 1
         image = cv2.imread(str(path))
         h, w = image.shape[:2]
@@ -249,7 +260,6 @@ def heldout_at_default_conf(
             if t is None or predicted[p][0] != truth[t][0]:
                 false_positives += 1
                 kinds[false_positive_kind(predicted[p], truth, t)] += 1
-                background["false_positives"] += 1
                 named["false_positives"] += 1
     objects = sum(n for _, n in per_class.values())
     return {
@@ -258,10 +268,7 @@ def heldout_at_default_conf(
         "recall": round(sum(r for r, _ in per_class.values()) / max(1, objects), 4),
         "false_positives_per_image": round(false_positives / max(1, len(images)), 3),
         "false_positives_by_kind": kinds,
-        "false_positives_by_background": {
-            kind: {**v, "per_image": round(v["false_positives"] / v["images"], 3) if v["images"] else None}
-            for kind, v in backgrounds.items()
-        },
+        "false_positives_by_background": by_background_kind(by_name),
         "false_positives_by_background_name": dict(
             sorted(by_name.items(), key=lambda item: (-item[1]["false_positives"], item[0]))
         ),
@@ -976,12 +983,10 @@ def fp_backgrounds_line(
         if v["images"]
     ]
     line = " By background: " + "; ".join(parts) + "."
-    if by_name:
-        line += " By which one: " + ", ".join(
-            f"{name} ({v['kind']}) {v['false_positives']} on {v['images']}" for name, v in by_name.items()
-        )
-        line += "."
-    return line
+    if not by_name:
+        return line
+    named = (f"{name} ({v['kind']}) {v['false_positives']} on {v['images']}" for name, v in by_name.items())
+    return line + " By which one: " + ", ".join(named) + "."
 
 
 def nms_line(evaluation: dict[str, Any]) -> str:

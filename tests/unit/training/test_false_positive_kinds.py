@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-from evaluate import FALSE_POSITIVE_KINDS, false_positive_kind, fp_backgrounds_line, fp_kinds_line, match
+from evaluate import (
+    FALSE_POSITIVE_KINDS,
+    by_background_kind,
+    false_positive_kind,
+    fp_backgrounds_line,
+    fp_kinds_line,
+    match,
+)
 
 
 def box(y0: int, x0: int, size: int) -> np.ndarray:
@@ -68,3 +75,18 @@ def test_the_card_says_on_which_photos_and_textures_the_false_positives_are() ->
         },
     )
     assert line.endswith("By which one: rocket (photo) 4 on 2, plaid (texture) 1 on 1.")
+
+
+def test_the_false_positives_by_kind_of_background_are_the_sums_of_those_by_name() -> None:
+    kinds = by_background_kind(
+        {
+            "rocket": {"kind": "photo", "images": 2, "false_positives": 4},
+            "coffee": {"kind": "photo", "images": 1, "false_positives": 0},
+            "plaid": {"kind": "texture", "images": 3, "false_positives": 1},
+        }
+    )
+    assert kinds == {
+        "photo": {"images": 3, "false_positives": 4, "per_image": 1.333},
+        "texture": {"images": 3, "false_positives": 1, "per_image": 0.333},
+    }
+    assert by_background_kind({})["photo"]["per_image"] is None
