@@ -58,30 +58,47 @@ class Decision:
 
 def decide(new: dict[str, Any], committed: dict[str, Any] | None) -> Decision:
     """Whether the new weights replace the committed ones: only when they are not worse on
-    any criterion (held-out mask mAP50 up or equal, false positives per shape-free photo
-    down or equal, and no shape-free photo with more detections than the committed weights'
-    worst: their "at most 1 per photo" must not be lost to a better mean). With no committed
-    evaluation (no committed weights) the new ones win."""
+    any figure of the issue's bar: held-out mask mAP50 up or equal, false positives per
+    held-out image down or equal, false positives per shape-free photo down or equal, no
+    shape-free photo with more detections than the committed weights' worst (their "at most
+    1 per photo" must not be lost to a better mean), and on the samples no fewer shapes
+    right and no more extra. A figure that either evaluation lacks (an older eval.json) is
+    not compared. With no committed evaluation (no committed weights) the new ones win."""
     if committed is None:
         return Decision(True, "no committed weights to compare with")
     worse = []
     if new["mask_map50"] < committed["mask_map50"]:
         worse.append(f"held-out mask mAP50 {new['mask_map50']:.3f} < {committed['mask_map50']:.3f}")
-    if new["fp_per_negative_image"] > committed["fp_per_negative_image"]:
-        worse.append(
-            f"false positives per shape-free photo {new['fp_per_negative_image']:.2f} "
-            f"> {committed['fp_per_negative_image']:.2f}"
-        )
-    new_max, committed_max = (r.get("negatives", {}).get("max_per_image") for r in (new, committed))
-    if new_max is not None and committed_max is not None and new_max > committed_max:
-        worse.append(f"most detections on one shape-free photo {new_max} > {committed_max}")
+    for key, name, higher_is_worse, fmt in _FIGURES:
+        a, b = _figure(new, key), _figure(committed, key)
+        if a is not None and b is not None and (a > b if higher_is_worse else a < b):
+            worse.append(f"{name} {a:{fmt}} {'>' if higher_is_worse else '<'} {b:{fmt}}")
     if worse:
         return Decision(False, "; ".join(worse))
     return Decision(
         True,
-        f"held-out mask mAP50 {new['mask_map50']:.3f} >= {committed['mask_map50']:.3f} and false positives "
-        f"per shape-free photo {new['fp_per_negative_image']:.2f} <= {committed['fp_per_negative_image']:.2f}",
+        f"held-out mask mAP50 {new['mask_map50']:.3f} >= {committed['mask_map50']:.3f} and no other "
+        f"figure worse (false positives per shape-free photo {new['fp_per_negative_image']:.2f} <= "
+        f"{committed['fp_per_negative_image']:.2f})",
     )
+
+
+# The figures ``decide`` compares besides mAP50: (path in the evaluation, name, whether a
+# higher value is worse, format).
+_FIGURES = (
+    ("heldout.false_positives_per_image", "false positives per held-out image", True, ".2f"),
+    ("fp_per_negative_image", "false positives per shape-free photo", True, ".2f"),
+    ("negatives.max_per_image", "most detections on one shape-free photo", True, "d"),
+    ("samples.right", "sample shapes found with the right class", False, "d"),
+    ("samples.extra", "extra detections on the samples", True, "d"),
+)
+
+
+def _figure(result: dict[str, Any], path: str) -> float | None:
+    value: Any = result
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 def choose(
@@ -226,8 +243,10 @@ def compare_and_keep(candidates: dict[str, Path], weights: Path, *, adopt: bool)
             negatives = result.get("negatives", {})
             print(
                 f"{name:>9}: held-out mask mAP50 {result['mask_map50']:.3f}, false positives per "
+                f"held-out image {_figure(result, 'heldout.false_positives_per_image')}, per "
                 f"shape-free photo {result['fp_per_negative_image']:.2f} "
-                f"(most on one: {negatives.get('max_per_image', '?')})"
+                f"(most on one: {negatives.get('max_per_image', '?')}), samples "
+                f"{_figure(result, 'samples.right')} right, {_figure(result, 'samples.extra')} extra"
             )
     if label is not None:
         new = results[label]
