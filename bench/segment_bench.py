@@ -498,7 +498,10 @@ def lambda_seconds(memory_mb: int, one_vcpu_ms: float, two_vcpu_ms: float) -> fl
 
 
 def cost(runs: int) -> dict[str, Any]:
-    cases = {"shapes-1.jpg (960x640)": (SAMPLE, {}), "12 MP JPEG": (scene(4000, 3000, "jpg"), {})}
+    cases: dict[str, tuple[Path, dict[str, Any]]] = {
+        "shapes-1.jpg (960x640)": (SAMPLE, {}),
+        "12 MP JPEG": (scene(4000, 3000, "jpg"), {}),
+    }
     table: dict[str, Any] = {}
     print("\ncost per 1,000 images by Lambda memory size (x86_64; duration estimated from 1 and 2 vCPUs)")
     for label, (image, params) in cases.items():
