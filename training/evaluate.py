@@ -808,9 +808,10 @@ Runs (from `training_log.json`):
 
 `make train` (= `python training/train.py`) trains from the committed weights, then keeps
 the run's weights (its best.pt or last.pt, the higher mAP50 of those that pass) only when
-they are not worse on the held-out evaluation: held-out mask
-mAP50 not lower, false positives per shape-free photo not higher, and no shape-free photo
-with more detections than the committed weights' worst. It says which it kept
+they are not worse on any figure of the evaluation: held-out mask
+mAP50 not lower, false positives per held-out image and per shape-free photo not higher,
+no shape-free photo with more detections than the committed weights' worst, and on the
+demo images no fewer right and no more extra. It says which it kept
 (`--adopt` to keep the new ones anyway). Every run leaves its last weights (optimizer
 state stripped) at `training/checkpoints/shapes-seg-last.pt`; to go on from there:
 
