@@ -565,6 +565,12 @@ def sweep_row(evaluation: dict[str, Any]) -> dict[str, Any]:
         "max_per_negative_image": evaluation["negatives"].get("max_per_image"),
         "recall_by_size": heldout["recall_by_size"],
         "samples": {key: sample[key] for key in ("shapes", "right", "wrong_class", "missed", "extra")},
+        "other_generator": {
+            key: other[key]
+            for key in ("mask_map50", "agnostic_mask_map50", "recall", "false_positives_per_image")
+        }
+        if (other := evaluation.get("other_generator"))
+        else None,
         "seconds": evaluation["seconds"],
     }
 
@@ -663,7 +669,7 @@ def sweep_section(sweep: dict[str, Any] | None, conf: float) -> str:
         ["imgsz", "mask mAP50", "class-agnostic", "mask AP50 >= 16 px"]
         + ["FP / held-out image", "FP / shape-free photo"]
         + [f"recall {name}" for name in bins]
-        + ["samples right / extra"]
+        + ["samples right / extra", "another generator: mAP50 / FP per image"]
         + [f"{name} ms (median / p90)" for name in images]
     )
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -680,6 +686,9 @@ def sweep_section(sweep: dict[str, Any] | None, conf: float) -> str:
             ),
             *("-" if b["recall"] is None else f"{b['recall']:.3f}" for b in row["recall_by_size"]),
             f"{row['samples']['right']}/{row['samples']['shapes']} / {row['samples']['extra']}",
+            f"{other['mask_map50']:.3f} / {other['false_positives_per_image']:.2f}"
+            if (other := row.get("other_generator"))
+            else "-",
         ]
         for name in images:
             time_ = times["images"][name]["by_imgsz"].get(str(row["imgsz"]))

@@ -92,6 +92,20 @@ def test_a_row_keeps_the_figures_of_its_evaluation() -> None:
     assert row["max_per_negative_image"] == evaluation["negatives"]["max_per_image"]
     assert row["recall_by_size"] == evaluation["heldout"]["recall_by_size"]
     assert row["samples"]["extra"] == evaluation["samples"]["extra"]
+    assert row["other_generator"] is None  # an evaluation before training/othergen.py
+
+
+def test_a_row_keeps_the_other_generators_figures_and_the_table_shows_them() -> None:
+    other = {"mask_map50": 0.61, "agnostic_mask_map50": 0.7, "recall": 0.5, "false_positives_per_image": 0.9}
+    with_other = {**evaluation_at(320, 0.4), "other_generator": {**other, "per_class": {}}}
+
+    row = sweep_row(with_other)
+
+    assert row["other_generator"] == other
+    section = sweep_section({**sweep(), "sizes": [row, *sweep()["sizes"][1:]]}, conf=0.25)
+    rows = [line for line in section.splitlines() if line.startswith("| 320") or line.startswith("| 640")]
+    assert "| 11/13 / 2 | 0.610 / 0.90 |" in rows[0]
+    assert "| 11/13 / 2 | - |" in rows[1]
 
 
 def test_the_section_has_a_row_per_size_and_a_column_per_size_bin_and_image() -> None:
