@@ -1022,7 +1022,7 @@ def other_section(other: dict[str, Any] | None, imgsz: int, conf: float) -> str:
 {other["images"]} images of `training/othergen.py` ({other["objects"]} shapes): the four classes as PIL's
 ImageDraw draws them (exact circles; equilateral, isosceles and right triangles; upright,
 turned and rounded rectangles; slim and fat stars; 25% outlined in another colour, 15%
-translucent) over a coloured Mandelbrot set, radial gradients, blurred noise, flat colours
+translucent) over embossed noise, radial gradients, blurred noise, flat colours
 and the held-out photos, image sides 320 to 800 px. The held-out set above has unseen
 backgrounds; this one changes the drawing itself. It is a check only: never trained on,
 and the recipe is not tuned to it.
