@@ -61,6 +61,11 @@ def _colour(rng: np.random.Generator) -> tuple[int, int, int]:
     return r, g, b
 
 
+def _noise(rng: np.random.Generator, h: int, w: int, sigma: float) -> Image.Image:
+    """Grey Gaussian noise around mid-grey (as PIL's effect_noise, which is not seeded)."""
+    return Image.fromarray(np.clip(128 + rng.normal(0, sigma, size=(h, w)), 0, 255).astype(np.uint8))
+
+
 def _background(rng: np.random.Generator, kind: str, name: str, h: int, w: int) -> Image.Image:
     if kind == "photo":
         photo = cv2.cvtColor(load_photo(name), cv2.COLOR_BGR2RGB)
@@ -69,7 +74,7 @@ def _background(rng: np.random.Generator, kind: str, name: str, h: int, w: int) 
         y0, x0 = int(rng.integers(0, ph - ch + 1)), int(rng.integers(0, pw - cw + 1))
         return Image.fromarray(np.ascontiguousarray(photo[y0 : y0 + ch, x0 : x0 + cw])).resize((w, h))
     if name == "emboss":  # a relief: blurred noise, embossed
-        grey = Image.effect_noise((w, h), float(rng.uniform(40, 100)))
+        grey = _noise(rng, h, w, float(rng.uniform(40, 100)))
         grey = grey.filter(ImageFilter.GaussianBlur(float(rng.uniform(1, 8)))).filter(ImageFilter.EMBOSS)
         grey = ImageOps.autocontrast(grey, cutoff=1)
     elif name == "radial":
@@ -77,10 +82,10 @@ def _background(rng: np.random.Generator, kind: str, name: str, h: int, w: int) 
         x0, y0 = int(rng.integers(0, grey.width - w + 1)), int(rng.integers(0, grey.height - h + 1))
         grey = grey.crop((x0, y0, x0 + w, y0 + h))
     elif name == "noise":
-        grey = Image.effect_noise((w, h), float(rng.uniform(20, 80)))
+        grey = _noise(rng, h, w, float(rng.uniform(20, 80)))
         grey = grey.filter(ImageFilter.GaussianBlur(float(rng.uniform(0, 6))))
     else:  # flat: one colour with a little noise
-        grey = Image.effect_noise((w, h), float(rng.uniform(2, 12)))
+        grey = _noise(rng, h, w, float(rng.uniform(2, 12)))
     return ImageOps.colorize(grey, _colour(rng), _colour(rng)).convert("RGB")
 
 

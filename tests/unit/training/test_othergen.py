@@ -26,6 +26,20 @@ def test_an_image_is_a_pure_function_of_its_index(images: list) -> None:
     assert [i.class_id for i in instances] == [i.class_id for i in images[3][1]]
 
 
+def test_the_set_is_pinned(images: list) -> None:
+    # Its figures are compared across sessions: a change to the drawing is a new OTHER_VERSION.
+    assert [[inst.class_id for inst in instances] for _, instances in images[:8]] == [
+        [3, 1, 1, 3],
+        [],
+        [0, 1, 0, 0, 2],
+        [3, 0],
+        [2, 3],
+        [3, 3, 0],
+        [2, 3, 1],
+        [2, 1, 2, 0, 0],
+    ]
+
+
 def test_every_label_is_on_a_shape_that_stands_out(images: list) -> None:
     # Inside each labelled outline the pixels differ from the ring just outside it: the
     # label is where something was drawn, not on bare background.
