@@ -390,12 +390,9 @@ def ap50_by_size(images: list[ScoredImage], classes: int) -> list[dict[str, Any]
     return rows
 
 
-def heldout_ap50_by_size(
-    model: Any, data: Path, imgsz: int, bin_imgsz: int | None = None
-) -> list[dict[str, Any]]:
-    """``ap50_by_size`` of the held-out split, sizes at model input of ``bin_imgsz``."""
-    from synth import CLASS_NAMES
-
+def heldout_scored(model: Any, data: Path, imgsz: int, bin_imgsz: int | None = None) -> list[ScoredImage]:
+    """The held-out split's images with their detections down to conf ``AP_CONF``, sizes at
+    model input of ``bin_imgsz`` (for ``ap50_by_size`` and ``conf_tradeoff``)."""
     images = []
     for path in sorted((data / "images" / "heldout").glob("*.jpg")):
         image = cv2.imread(str(path))
@@ -409,7 +406,38 @@ def heldout_ap50_by_size(
                 detections=predict_polygons(model, image, imgsz, conf=AP_CONF),
             )
         )
-    return ap50_by_size(images, len(CLASS_NAMES))
+    return images
+
+
+CONF_STEPS = (0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6)
+
+
+def conf_tradeoff(images: list[ScoredImage], steps: tuple[float, ...] = CONF_STEPS) -> list[dict[str, Any]]:
+    """Recall (the right class, mask IoU >= 0.5) and false positives per image at each conf
+    threshold: what a job's ``params.conf`` trades. ``match`` is greedy, most confident
+    first, so the detections above a threshold match as they would alone: one match per
+    image serves every threshold."""
+    scored: list[tuple[float, bool]] = []  # (score, right) of every detection >= the lowest step
+    for image in images:
+        h, w = image.height, image.width
+        truth = [(cls, raster(poly, h, w)) for cls, poly in image.truth]
+        kept = [(cls, score, poly) for cls, score, poly in image.detections if score >= min(steps)]
+        _, truth_of = match([(cls, raster(poly, h, w)) for cls, _, poly in kept], truth)
+        scored += [
+            (score, t is not None and truth[t][0] == cls)
+            for (cls, score, _), t in zip(kept, truth_of, strict=True)
+        ]
+    objects = max(1, sum(len(image.truth) for image in images))
+    return [
+        {
+            "conf": step,
+            "recall": round(sum(right for score, right in scored if score >= step) / objects, 4),
+            "false_positives_per_image": round(
+                sum(not right for score, right in scored if score >= step) / max(1, len(images)), 3
+            ),
+        }
+        for step in steps
+    ]
 
 
 def other_generator(weights: Path, model: Any, imgsz: int) -> dict[str, Any]:
@@ -494,8 +522,12 @@ def evaluate_weights(
     started = time.monotonic()
     heldout = heldout_metrics(weights, data, size)
     heldout.update(heldout_at_default_conf(model, data, size, bin_imgsz))
-    heldout["ap50_by_size"] = heldout_ap50_by_size(model, data, size, bin_imgsz)
-    if imgsz is None:  # at the default size: what NMS within a class only would give
+    from synth import CLASS_NAMES
+
+    scored = heldout_scored(model, data, size, bin_imgsz)
+    heldout["ap50_by_size"] = ap50_by_size(scored, len(CLASS_NAMES))
+    if imgsz is None:  # at the default size: other thresholds, and NMS within a class only
+        heldout["conf_tradeoff"] = conf_tradeoff(scored)
         aware = heldout_at_default_conf(model, data, size, agnostic_nms=False)
         heldout["class_aware_nms"] = {k: aware[k] for k in ("recall", "false_positives_per_image")}
     from synth import HELDOUT_IMAGES, HELDOUT_VERSION
@@ -799,7 +831,7 @@ the held-out set {heldout_fp:.2f} false positives per image. {nms_line}The model
 default because the default belongs to the jobs, not to this model (your own model runs with
 it too). A lower `params.conf` finds more of the small and low-contrast shapes at the cost of
 false positives on photos; the mAP figures (over all thresholds) show what there is to gain.
-
+{conf_section}
 {sweep_section}## What it is not for
 
 - Real objects: it knows four flat geometric shapes, nothing else. On a photo of anything
@@ -1001,10 +1033,39 @@ def render_card(weights: Path, evaluation: dict[str, Any], log: dict[str, Any], 
         run_table=run_table,
         seconds=evaluation["seconds"],
         sweep_section=sweep_section(evaluation.get("imgsz_sweep"), evaluation["conf"]),
+        conf_section=conf_section(heldout.get("conf_tradeoff")),
         other_section=other_section(
             evaluation.get("other_generator"), evaluation["imgsz"], evaluation["conf"]
         ),
     )
+
+
+def conf_section(rows: list[dict[str, Any]] | None, bar: float = 0.1) -> str:
+    """The card's table of a higher ``params.conf``: recall and false positives per held-out
+    image at each threshold (absent from older eval.json)."""
+    if not rows:
+        return ""
+    table = "\n".join(
+        f"| {r['conf']:.2f} | {r['recall']:.3f} | {r['false_positives_per_image']:.2f} |" for r in rows
+    )
+    within = next((r for r in rows if r["false_positives_per_image"] <= bar), None)
+    line = (
+        f"From conf {within['conf']:.2f} the held-out false positives are at most {bar} per image "
+        f"(recall {within['recall']:.3f}): a job that would rather miss a shape than report a wrong one "
+        f"can ask for it."
+        if within
+        else f"No threshold here brings the held-out false positives to {bar} per image."
+    )
+    return f"""
+A higher `params.conf` trades recall for fewer false positives (the held-out set, at the
+default image size; the same detections as above, kept from each threshold up):
+
+| conf | recall | false positives per held-out image |
+|---|---|---|
+{table}
+
+{line}
+"""
 
 
 def other_section(other: dict[str, Any] | None, imgsz: int, conf: float) -> str:
