@@ -418,10 +418,11 @@ def conf_tradeoff(images: list[ScoredImage], steps: tuple[float, ...] = CONF_STE
     first, so the detections above a threshold match as they would alone: one match per
     image serves every threshold."""
     scored: list[tuple[float, bool]] = []  # (score, right) of every detection >= the lowest step
+    lowest = min(steps)
     for image in images:
         h, w = image.height, image.width
         truth = [(cls, raster(poly, h, w)) for cls, poly in image.truth]
-        kept = [(cls, score, poly) for cls, score, poly in image.detections if score >= min(steps)]
+        kept = [(cls, score, poly) for cls, score, poly in image.detections if score >= lowest]
         _, truth_of = match([(cls, raster(poly, h, w)) for cls, _, poly in kept], truth)
         scored += [
             (score, t is not None and truth[t][0] == cls)
@@ -440,19 +441,6 @@ def conf_tradeoff(images: list[ScoredImage], steps: tuple[float, ...] = CONF_STE
     ]
 
 
-def other_generator(weights: Path, model: Any, imgsz: int) -> dict[str, Any]:
-    """The figures on the set of another generator (training/othergen.py), written if needed."""
-    from othergen import OTHER_IMAGES, OTHER_VERSION, background_of, write_set
-
-    write_set(OTHER_DATA)
-    at_conf = heldout_at_default_conf(model, OTHER_DATA, imgsz, background_of=background_of)
-    return {
-        "set": {"version": OTHER_VERSION, "images": OTHER_IMAGES},
-        **heldout_metrics(weights, OTHER_DATA, imgsz),
-        **{k: at_conf[k] for k in OTHER_AT_CONF},
-    }
-
-
 # What the card shows of the other generator's figures at conf 0.25.
 OTHER_AT_CONF = (
     "images",
@@ -464,6 +452,19 @@ OTHER_AT_CONF = (
     "recall_per_class",
     "recall_by_size",
 )
+
+
+def other_generator(weights: Path, model: Any, imgsz: int) -> dict[str, Any]:
+    """The figures on the set of another generator (training/othergen.py), written if needed."""
+    from othergen import OTHER_IMAGES, OTHER_VERSION, background_of, write_set
+
+    write_set(OTHER_DATA)
+    at_conf = heldout_at_default_conf(model, OTHER_DATA, imgsz, background_of=background_of)
+    return {
+        "set": {"version": OTHER_VERSION, "images": OTHER_IMAGES},
+        **heldout_metrics(weights, OTHER_DATA, imgsz),
+        **{k: at_conf[k] for k in OTHER_AT_CONF},
+    }
 
 
 def negative_photos() -> list[tuple[str, np.ndarray]]:
@@ -522,7 +523,7 @@ def evaluate_weights(
     started = time.monotonic()
     heldout = heldout_metrics(weights, data, size)
     heldout.update(heldout_at_default_conf(model, data, size, bin_imgsz))
-    from synth import CLASS_NAMES
+    from synth import CLASS_NAMES, HELDOUT_IMAGES, HELDOUT_VERSION
 
     scored = heldout_scored(model, data, size, bin_imgsz)
     heldout["ap50_by_size"] = ap50_by_size(scored, len(CLASS_NAMES))
@@ -530,7 +531,6 @@ def evaluate_weights(
         heldout["conf_tradeoff"] = conf_tradeoff(scored)
         aware = heldout_at_default_conf(model, data, size, agnostic_nms=False)
         heldout["class_aware_nms"] = {k: aware[k] for k in ("recall", "false_positives_per_image")}
-    from synth import HELDOUT_IMAGES, HELDOUT_VERSION
 
     result = {
         "weights": weights.name,

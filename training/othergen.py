@@ -16,13 +16,21 @@ does not decide by them).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
-from synth import CLASS_NAMES, HELDOUT_PHOTOS, _visible_instances, label_lines, load_photo
+from synth import (
+    CLASS_NAMES,
+    HELDOUT_PHOTOS,
+    _visible_instances,
+    load_photo,
+    write_data_yaml,
+    write_example,
+)
 
 OTHER_IMAGES = 200
 OTHER_SEED = 31
@@ -89,6 +97,11 @@ def _background(rng: np.random.Generator, kind: str, name: str, h: int, w: int) 
     return ImageOps.colorize(grey, _colour(rng), _colour(rng)).convert("RGB")
 
 
+def _turned(pts: np.ndarray, rot: float) -> np.ndarray:
+    c, s = math.cos(rot), math.sin(rot)
+    return pts @ np.array([[c, s], [-s, c]])
+
+
 def _geometry(rng: np.random.Generator, class_id: int, cx: float, cy: float, r: float) -> tuple[str, object]:
     """How ImageDraw draws the shape, at 4x: ("ellipse"|"rounded"|"polygon", its argument)."""
     s = SUPERSAMPLE
@@ -105,8 +118,7 @@ def _geometry(rng: np.random.Generator, class_id: int, cx: float, cy: float, r: 
             pts = np.array(
                 [[-base / 2, height / 2], [base / 2, height / 2], [-base / 2 + apex * base, -height / 2]]
             )
-            c, sn = math.cos(rot), math.sin(rot)
-            pts = pts @ np.array([[c, sn], [-sn, c]])
+            pts = _turned(pts, rot)
     elif class_id == 2:
         hw, hh = r, r * rng.uniform(0.4, 1.0)
         if rng.random() < 0.3:  # axis-aligned with rounded corners
@@ -114,8 +126,7 @@ def _geometry(rng: np.random.Generator, class_id: int, cx: float, cy: float, r: 
             return "rounded", (box, s * min(hw, hh) * rng.uniform(0.05, 0.2))
         pts = np.array([[-hw, -hh], [hw, -hh], [hw, hh], [-hw, hh]])
         if rng.random() < 0.6:
-            c, sn = math.cos(rot), math.sin(rot)
-            pts = pts @ np.array([[c, sn], [-sn, c]])
+            pts = _turned(pts, rot)
     else:  # a five-pointed star, slim or fat
         t = rot + np.arange(10) * math.pi / 5
         radii = np.where(np.arange(10) % 2 == 0, r, r * rng.uniform(0.35, 0.6))
@@ -145,6 +156,7 @@ def make_other_image(index: int) -> tuple[np.ndarray, list]:
     small = np.asarray(background)  # to pick colours by (shapes never overlap)
     base = background.resize((w * s, h * s), Image.Resampling.BICUBIC)
     owner = np.full((h, w), -1, np.int32)
+    taken = np.zeros((h, w), np.uint8)  # the drawn shapes, grown by 2 px: where no new one may go
     drawn: list[int] = []
     if rng.random() >= NEGATIVE_SHARE:
         short = min(h, w)
@@ -157,7 +169,7 @@ def make_other_image(index: int) -> tuple[np.ndarray, list]:
                 r = float(rng.uniform(0.3, 0.45) * short)
             else:  # log-uniform from ~12 px across to 60% of the short side
                 r = float(math.exp(rng.uniform(math.log(6.0), math.log(0.3 * short))))
-            if 2 * r >= min(h, w):
+            if 2 * r >= short:
                 continue
             cx, cy = rng.uniform(r, w - r), rng.uniform(r, h - r)
             geometry = _geometry(rng, class_id, cx, cy, r)
@@ -166,9 +178,7 @@ def make_other_image(index: int) -> tuple[np.ndarray, list]:
             _draw(ImageDraw.Draw(mask4), geometry, 255, 255 if width else None, width)
             mask = np.asarray(mask4.resize((w, h), Image.Resampling.BOX)) >= 128
             # No overlap (with a pixel to spare): every shape is whole.
-            if mask.sum() < 30 or np.any(
-                cv2.dilate((owner >= 0).astype(np.uint8), None, iterations=2)[mask] > 0
-            ):
+            if mask.sum() < 30 or np.any(taken[mask]):
                 continue
             # A colour that stands out from the background under the shape.
             under = small[mask].mean(axis=0)
@@ -185,6 +195,7 @@ def make_other_image(index: int) -> tuple[np.ndarray, list]:
                 _draw(ImageDraw.Draw(line), geometry, None, 255, width)
                 base.paste(_colour(rng), mask=line)
             owner[mask] = len(drawn)
+            taken |= cv2.dilate(mask.astype(np.uint8), None, iterations=2)
             drawn.append(class_id)
     image = cv2.cvtColor(np.asarray(base.resize((w, h), Image.Resampling.LANCZOS)), cv2.COLOR_RGB2BGR)
     quality = int(rng.integers(60, 96))
@@ -197,28 +208,17 @@ def make_other_image(index: int) -> tuple[np.ndarray, list]:
 def write_set(root: Path, n: int = OTHER_IMAGES) -> Path:
     """The set under ``root`` (written once: a marker records the count and version) and its
     data.yaml, whose test split it is."""
-    images, labels = root / "images" / SPLIT, root / "labels" / SPLIT
     marker = root / f"{SPLIT}.json"
-    stamp = f'{{"version": {OTHER_VERSION}, "images": {n}}}'
+    stamp = json.dumps({"version": OTHER_VERSION, "images": n})
     if not (marker.exists() and marker.read_text() == stamp):
-        for folder in (images, labels):
+        for folder in (root / "images" / SPLIT, root / "labels" / SPLIT):
             folder.mkdir(parents=True, exist_ok=True)
             for old in folder.iterdir():
                 old.unlink()
         for i in range(n):
-            image, instances = make_other_image(i)
-            h, w = image.shape[:2]
-            cv2.imwrite(str(images / f"{i:05d}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
-            (labels / f"{i:05d}.txt").write_text(
-                "".join(line + "\n" for line in label_lines(instances, h, w))
-            )
+            write_example(root, SPLIT, i, *make_other_image(i))
         marker.write_text(stamp)
-    names = "\n".join(f"  {i}: {name}" for i, name in enumerate(CLASS_NAMES))
-    data_yaml = root / "data.yaml"
-    data_yaml.write_text(
-        f"path: {root.resolve()}\ntrain: images/{SPLIT}\nval: images/{SPLIT}\ntest: images/{SPLIT}\nnames:\n{names}\n"
-    )
-    return data_yaml
+    return write_data_yaml(root, train=SPLIT, val=SPLIT, test=SPLIT)
 
 
 def main() -> None:

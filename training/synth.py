@@ -686,8 +686,15 @@ def _write_one(root: Path, split: str, i: int) -> None:
     if label.exists():  # written after its image: both are complete (each a pure function of i)
         return
     img, instances = make_heldout_image(i) if split == "heldout" else make_mixed_image(MIXED_SEEDS[split], i)
+    write_example(root, split, i, img, instances)
+
+
+def write_example(root: Path, split: str, i: int, img: np.ndarray, instances: list[Instance]) -> None:
+    """Image ``i`` of ``split`` and its YOLO label file (the label last: both are complete
+    once it exists)."""
     h, w = img.shape[:2]
     cv2.imwrite(str(root / "images" / split / f"{i:05d}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    label = root / "labels" / split / f"{i:05d}.txt"
     label.write_text("".join(line + "\n" for line in label_lines(instances, h, w)))
 
 
@@ -723,10 +730,15 @@ def write_dataset(root: Path, train: int, val: int, heldout: int, jobs: int = 1)
     for split, n in (("train", train), ("val", val), ("heldout", heldout)):
         if n:
             write_split(root, split, n, jobs)
+    return write_data_yaml(root, train="train", val="val", test="heldout")
+
+
+def write_data_yaml(root: Path, *, train: str, val: str, test: str) -> Path:
+    """The data.yaml that Ultralytics reads for a data set under ``root`` (splits by folder)."""
     names = "\n".join(f"  {i}: {name}" for i, name in enumerate(CLASS_NAMES))
     data_yaml = root / "data.yaml"
     data_yaml.write_text(
-        f"path: {root.resolve()}\ntrain: images/train\nval: images/val\ntest: images/heldout\nnames:\n{names}\n"
+        f"path: {root.resolve()}\ntrain: images/{train}\nval: images/{val}\ntest: images/{test}\nnames:\n{names}\n"
     )
     return data_yaml
 
