@@ -233,34 +233,44 @@ def heldout_at_default_conf(
     *,
     background_of: Callable[[int], tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """Recall (right class), class confusion, false positives and recall by size at conf 0.25;
-    the size of an object is taken at model input of ``bin_imgsz`` (default: ``imgsz``).
-    ``background_of`` names image i's background (default: the demo recipe's held-out set's)."""
+    """``at_conf`` of the held-out split predicted at conf 0.25 (with ``agnostic_nms``)."""
+    scored = heldout_scored(model, data, imgsz, bin_imgsz, conf=DEFAULT_CONF, agnostic_nms=agnostic_nms)
+    return at_conf(scored, background_of=background_of)
+
+
+def at_conf(
+    images: list[ScoredImage],
+    conf: float = DEFAULT_CONF,
+    *,
+    background_of: Callable[[int], tuple[str, str]] | None = None,
+) -> dict[str, Any]:
+    """Recall (right class), class confusion, false positives and recall by size of the
+    detections at ``conf`` and above. NMS keeps a detection or not whatever the ones below
+    the threshold are, so images scored down to ``AP_CONF`` give the figures of a prediction
+    at ``conf`` (the threshold table's first row is the same count). ``background_of`` names
+    image i's background (default: the demo recipe's held-out set's)."""
     from synth import CLASS_NAMES, heldout_background
 
     background_of = background_of or heldout_background
 
-    images = sorted((data / "images" / "heldout").glob("*.jpg"))
     found = {name: [0, 0] for name, _, _ in SIZE_BINS}  # bin: [right class, objects]
     per_class = {name: [0, 0] for name in CLASS_NAMES}
     confusion = np.zeros((len(CLASS_NAMES), len(CLASS_NAMES) + 1), int)  # last column: missed
     false_positives = 0
     kinds = dict.fromkeys(FALSE_POSITIVE_KINDS, 0)
     by_name: dict[str, dict[str, Any]] = {}  # by which photo or texture family
-    for path in images:
-        kind, name = background_of(int(path.stem))  # files are named by index
+    for image in images:
+        kind, name = background_of(image.index)
         named = by_name.setdefault(name, {"kind": kind, "images": 0, "false_positives": 0})
         named["images"] += 1
-        image = cv2.imread(str(path))
-        h, w = image.shape[:2]
-        truth = read_labels(data / "labels" / "heldout" / f"{path.stem}.txt", h, w)
-        predicted = predict(model, image, imgsz, agnostic_nms)
+        h, w = image.height, image.width
+        truth = [(cls, raster(poly, h, w)) for cls, poly in image.truth]
+        predicted = [(cls, raster(poly, h, w)) for cls, score, poly in image.detections if score >= conf]
         pred_of, truth_of = match(predicted, truth)
-        scale = (bin_imgsz or imgsz) / max(h, w)  # letterbox scale: object size at model input
         for t, (cls, mask) in enumerate(truth):
             p = pred_of[t]
             right = p is not None and predicted[p][0] == cls
-            bin_ = found[size_bin(float(np.sqrt(mask.sum())) * scale)]
+            bin_ = found[size_bin(float(np.sqrt(mask.sum())) * image.scale)]
             bin_[0] += right
             bin_[1] += 1
             per_class[CLASS_NAMES[cls]][0] += right
@@ -305,14 +315,16 @@ AP_RANGES: tuple[tuple[str, float, float], ...] = (
 
 @dataclass
 class ScoredImage:
-    """One image for ``ap50_by_size``: its true objects and detections as polygons in pixels,
-    and the letterbox scale that turns its pixels into pixels at model input."""
+    """One predicted image (``ap50_by_size``, ``conf_tradeoff``, ``at_conf``): its true objects
+    and detections as polygons in pixels, the letterbox scale that turns its pixels into
+    pixels at model input, and its index in the set (its file name)."""
 
     height: int
     width: int
     scale: float
     truth: list[tuple[int, np.ndarray]]
     detections: list[tuple[int, float, np.ndarray]]
+    index: int = 0
 
 
 def _coco_annotations(images: list[ScoredImage]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -390,9 +402,17 @@ def ap50_by_size(images: list[ScoredImage], classes: int) -> list[dict[str, Any]
     return rows
 
 
-def heldout_scored(model: Any, data: Path, imgsz: int, bin_imgsz: int | None = None) -> list[ScoredImage]:
-    """The held-out split's images with their detections down to conf ``AP_CONF``, sizes at
-    model input of ``bin_imgsz`` (for ``ap50_by_size`` and ``conf_tradeoff``)."""
+def heldout_scored(
+    model: Any,
+    data: Path,
+    imgsz: int,
+    bin_imgsz: int | None = None,
+    *,
+    conf: float = AP_CONF,
+    agnostic_nms: bool | None = None,
+) -> list[ScoredImage]:
+    """The held-out split's images with their detections down to ``conf`` (by default
+    ``AP_CONF``), sizes at model input of ``bin_imgsz`` (default: ``imgsz``)."""
     images = []
     for path in sorted((data / "images" / "heldout").glob("*.jpg")):
         image = cv2.imread(str(path))
@@ -403,7 +423,8 @@ def heldout_scored(model: Any, data: Path, imgsz: int, bin_imgsz: int | None = N
                 width=w,
                 scale=(bin_imgsz or imgsz) / max(h, w),
                 truth=read_polygons(data / "labels" / "heldout" / f"{path.stem}.txt", h, w),
-                detections=predict_polygons(model, image, imgsz, conf=AP_CONF),
+                detections=predict_polygons(model, image, imgsz, conf=conf, agnostic_nms=agnostic_nms),
+                index=int(path.stem),  # files are named by index
             )
         )
     return images
@@ -522,10 +543,10 @@ def evaluate_weights(
     size = imgsz or DEMO_IMGSZ  # what the demo model's jobs run at (export.py)
     started = time.monotonic()
     heldout = heldout_metrics(weights, data, size)
-    heldout.update(heldout_at_default_conf(model, data, size, bin_imgsz))
     from synth import CLASS_NAMES, HELDOUT_IMAGES, HELDOUT_VERSION
 
-    scored = heldout_scored(model, data, size, bin_imgsz)
+    scored = heldout_scored(model, data, size, bin_imgsz)  # one pass, down to AP_CONF
+    heldout.update(at_conf(scored))
     heldout["ap50_by_size"] = ap50_by_size(scored, len(CLASS_NAMES))
     if imgsz is None:  # at the default size: other thresholds, and NMS within a class only
         heldout["conf_tradeoff"] = conf_tradeoff(scored)

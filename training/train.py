@@ -8,12 +8,16 @@ committed under training/checkpoints/), or from the architecture yaml (``--scrat
 trains ``--epochs`` epochs (or for ``--hours``). Run output goes to build/runs/ (outside git).
 
 Then the run's best.pt (by validation fitness) and last.pt, and the committed weights, are
-evaluated on the held-out set (training/evaluate.py); a run's weights replace the committed
-ones only when they are not worse on any criterion:
+evaluated on the held-out set (training/evaluate.py), each at the size its jobs run at
+(export.DEMO_IMGSZ for the candidates, the recorded eval.json's for the committed weights: what
+users get before and after); a run's weights replace the committed ones only when they are not
+worse on any figure of the bar (``decide``):
 
     held-out mask mAP50 (class-aware)  new >= committed,
-    false positives per shape-free photo at the default conf  new <= committed, and
-    the most detections on any one shape-free photo  new <= committed.
+    false positives per held-out image at the default conf  new <= committed,
+    false positives per shape-free photo  new <= committed,
+    the most detections on any one shape-free photo  new <= committed, and
+    the samples' shapes found with the right class  new >= committed, extras  new <= committed.
 
 Of best.pt and last.pt, the one with the higher mAP50 of those that pass is kept (``choose``).
 The script prints which it kept; ``--adopt`` replaces the weights without the comparison.
@@ -241,7 +245,8 @@ def compare_and_keep(candidates: dict[str, Path], weights: Path, *, adopt: bool)
         if result:
             negatives = result.get("negatives", {})
             print(
-                f"{name:>9}: held-out mask mAP50 {result['mask_map50']:.3f}, false positives per "
+                f"{name:>9} (imgsz {result.get('imgsz', '?')}): held-out mask mAP50 "
+                f"{result['mask_map50']:.3f}, false positives per "
                 f"held-out image {_figure(result, 'heldout.false_positives_per_image')}, per "
                 f"shape-free photo {result['fp_per_negative_image']:.2f} "
                 f"(most on one: {negatives.get('max_per_image', '?')}), samples "

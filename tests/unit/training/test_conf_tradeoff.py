@@ -1,10 +1,11 @@
 """evaluate.conf_tradeoff: recall and false positives per image at higher conf thresholds
-(the card's table for a job's params.conf), on made-up images whose answer is known."""
+(the card's table for a job's params.conf), and evaluate.at_conf, the card's figures at one
+threshold from the same scored images, on made-up images whose answer is known."""
 
 from __future__ import annotations
 
 import numpy as np
-from evaluate import ScoredImage, conf_section, conf_tradeoff
+from evaluate import ScoredImage, at_conf, conf_section, conf_tradeoff
 
 
 def square(x: float, y: float, half: float) -> np.ndarray:
@@ -63,3 +64,36 @@ def test_the_card_names_the_first_threshold_within_the_bar() -> None:
     assert "From conf 0.45 the held-out false positives are at most 0.1 per image (recall 0.575)" in section
     assert "No threshold" in conf_section(rows[:1])
     assert conf_section(None) == ""
+
+
+def test_the_figures_at_one_threshold_count_only_the_detections_from_it_up() -> None:
+    # GIVEN one image scored down to a low conf (as the AP pass predicts) and a shape-free one
+    image = ScoredImage(
+        300,
+        300,
+        1.0,
+        [(0, A), (1, B)],
+        [(0, 0.9, A), (2, 0.5, NOTHING), (3, 0.4, B), (0, 0.1, A)],
+        index=0,
+    )
+    empty = ScoredImage(300, 300, 1.0, [], [(1, 0.3, NOTHING)], index=1)
+    backgrounds = {0: ("photo", "coffee"), 1: ("texture", "plaid")}
+
+    # WHEN the figures are taken at 0.25 and at 0.45
+    low = at_conf([image, empty], 0.25, background_of=backgrounds.__getitem__)
+    high = at_conf([image, empty], 0.45, background_of=backgrounds.__getitem__)
+
+    # THEN each counts what a prediction at that threshold would have returned
+    assert (low["recall"], low["false_positives_per_image"]) == (0.5, 1.5)
+    assert low["false_positives_by_kind"]["wrong_class"] == 1
+    assert low["confusion"]["circle"]["circle"] == 1
+    assert low["confusion"]["triangle"]["star"] == 1
+    assert low["false_positives_by_background_name"]["plaid"]["false_positives"] == 1
+    assert (high["recall"], high["false_positives_per_image"]) == (0.5, 0.5)
+    assert high["confusion"]["triangle"]["missed"] == 1
+    assert high["false_positives_by_background_name"]["plaid"]["false_positives"] == 0
+    # and agrees with the threshold table's rows
+    rows = {r["conf"]: r for r in conf_tradeoff([image, empty], steps=(0.25, 0.45))}
+    for figures, conf in ((low, 0.25), (high, 0.45)):
+        assert figures["recall"] == rows[conf]["recall"]
+        assert figures["false_positives_per_image"] == rows[conf]["false_positives_per_image"]
