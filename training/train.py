@@ -269,11 +269,27 @@ def compare_and_keep(candidates: dict[str, Path], weights: Path, *, adopt: bool)
 
 
 def run_candidates(best: Path, last: Path) -> dict[str, Path]:
-    """The run's weights worth comparing: best.pt, and last.pt unless it is the same epoch."""
+    """The run's weights worth comparing: best.pt, and last.pt unless it holds the same weights."""
     candidates = {"best.pt": best}
-    if last.exists() and last.read_bytes() != best.read_bytes():
+    if last.exists() and not same_weights(best, last):
         candidates["last.pt"] = last
     return candidates
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    """Whether two checkpoints hold the same model tensors. Their bytes differ even when the
+    last epoch was the best one: Ultralytics strips the optimizer from each file apart, and
+    stamps each with the time."""
+    if a.read_bytes() == b.read_bytes():
+        return True
+    import torch
+
+    try:
+        first, second = (torch.load(path, map_location="cpu", weights_only=False) for path in (a, b))
+        x, y = first["model"].state_dict(), second["model"].state_dict()
+    except Exception:  # not two Ultralytics checkpoints: compare as files
+        return False
+    return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
 
 
 def main() -> None:
@@ -311,7 +327,10 @@ def main() -> None:
     # 2-core machine. --threads (all cores) instead.
     torch_utils.NUM_THREADS = args.threads
     if args.candidate:
-        candidates = {path.name: path for path in args.candidate}
+        candidates: dict[str, Path] = {}
+        for path in args.candidate:  # the same weights once (a run's best.pt is often its last.pt)
+            if not any(same_weights(path, seen) for seen in candidates.values()):
+                candidates[path.name] = path
         run_record = args.candidate[0].with_name("run.json")  # written by a --no-compare run
         kept = compare_and_keep(candidates, args.weights, adopt=args.adopt)
         if kept is not None and run_record.exists():

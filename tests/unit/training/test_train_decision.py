@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from train import choose, decide, run_candidates
+from train import choose, decide, run_candidates, same_weights
 
 
 def result(map50: float, fp: float) -> dict[str, float]:
@@ -126,4 +126,25 @@ def test_last_is_a_candidate_only_when_it_differs_from_best(tmp_path: Path) -> N
     last.write_bytes(b"epoch 7")
     assert run_candidates(best, last) == {"best.pt": best}
     last.write_bytes(b"epoch 9")
+    assert run_candidates(best, last) == {"best.pt": best, "last.pt": last}
+
+
+def test_checkpoints_stamped_apart_with_the_same_tensors_are_the_same_weights(tmp_path: Path) -> None:
+    import torch
+
+    # GIVEN a run whose last epoch was its best: two files, each stamped with its own time
+    best, last = tmp_path / "best.pt", tmp_path / "last.pt"
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    torch.save({"model": model, "date": "17:18:10"}, best)
+    torch.save({"model": model, "date": "17:18:11"}, last)
+    assert best.read_bytes() != last.read_bytes()
+    # THEN last.pt is no second candidate
+    assert same_weights(best, last)
+    assert run_candidates(best, last) == {"best.pt": best}
+    # WHEN one tensor differs THEN it is
+    with torch.no_grad():
+        model.bias[0] += 1
+    torch.save({"model": model, "date": "17:18:11"}, last)
+    assert not same_weights(best, last)
     assert run_candidates(best, last) == {"best.pt": best, "last.pt": last}
