@@ -129,10 +129,6 @@ def read_polygons(path: Path, h: int, w: int) -> list[tuple[int, np.ndarray]]:
     return objects
 
 
-def read_labels(path: Path, h: int, w: int) -> list[tuple[int, np.ndarray]]:
-    return [(cls, raster(poly, h, w)) for cls, poly in read_polygons(path, h, w)]
-
-
 def predict_polygons(
     model: Any, image: np.ndarray, imgsz: int, conf: float = DEFAULT_CONF, agnostic_nms: bool | None = None
 ) -> list[tuple[int, float, np.ndarray]]:
@@ -157,12 +153,10 @@ def predict_polygons(
     return [(int(classes[k]), float(scores[k]), result.masks.xy[k]) for k in np.argsort(-scores)]
 
 
-def predict(
-    model: Any, image: np.ndarray, imgsz: int, agnostic_nms: bool | None = None
-) -> list[tuple[int, np.ndarray]]:
+def predict(model: Any, image: np.ndarray, imgsz: int) -> list[tuple[int, np.ndarray]]:
     """Detections at the jobs' defaults, most confident first: (class, mask at image size)."""
     h, w = image.shape[:2]
-    found = predict_polygons(model, image, imgsz, agnostic_nms=agnostic_nms)
+    found = predict_polygons(model, image, imgsz)
     return [(cls, raster(poly, h, w)) for cls, _, poly in found]
 
 
