@@ -15,7 +15,8 @@ def square(x: float, y: float, half: float) -> np.ndarray:
 A, B, NOTHING = square(60, 60, 20), square(200, 200, 20), square(150, 50, 15)
 
 
-def test_each_threshold_keeps_the_detections_from_it_up() -> None:
+def scored_images() -> list[ScoredImage]:
+    """Two images scored down to a low conf (as the AP pass predicts): shapes, and none."""
     image = ScoredImage(
         300,
         300,
@@ -27,10 +28,13 @@ def test_each_threshold_keeps_the_detections_from_it_up() -> None:
             (3, 0.4, B),  # B taken for another class
             (0, 0.1, A),  # below every step: a duplicate that does not count
         ],
+        index=0,
     )
-    empty = ScoredImage(300, 300, 1.0, [], [(1, 0.3, NOTHING)])
+    return [image, ScoredImage(300, 300, 1.0, [], [(1, 0.3, NOTHING)], index=1)]
 
-    rows = {r["conf"]: r for r in conf_tradeoff([image, empty], steps=(0.25, 0.45, 0.6, 0.95))}
+
+def test_each_threshold_keeps_the_detections_from_it_up() -> None:
+    rows = {r["conf"]: r for r in conf_tradeoff(scored_images(), steps=(0.25, 0.45, 0.6, 0.95))}
 
     assert rows[0.25] == {"conf": 0.25, "recall": 0.5, "false_positives_per_image": 1.5}
     assert rows[0.45] == {"conf": 0.45, "recall": 0.5, "false_positives_per_image": 0.5}
@@ -67,21 +71,13 @@ def test_the_card_names_the_first_threshold_within_the_bar() -> None:
 
 
 def test_the_figures_at_one_threshold_count_only_the_detections_from_it_up() -> None:
-    # GIVEN one image scored down to a low conf (as the AP pass predicts) and a shape-free one
-    image = ScoredImage(
-        300,
-        300,
-        1.0,
-        [(0, A), (1, B)],
-        [(0, 0.9, A), (2, 0.5, NOTHING), (3, 0.4, B), (0, 0.1, A)],
-        index=0,
-    )
-    empty = ScoredImage(300, 300, 1.0, [], [(1, 0.3, NOTHING)], index=1)
+    # GIVEN an image with shapes and a shape-free one, scored down to a low conf
+    images = scored_images()
     backgrounds = {0: ("photo", "coffee"), 1: ("texture", "plaid")}
 
     # WHEN the figures are taken at 0.25 and at 0.45
-    low = at_conf([image, empty], 0.25, background_of=backgrounds.__getitem__)
-    high = at_conf([image, empty], 0.45, background_of=backgrounds.__getitem__)
+    low = at_conf(images, 0.25, background_of=backgrounds.__getitem__)
+    high = at_conf(images, 0.45, background_of=backgrounds.__getitem__)
 
     # THEN each counts what a prediction at that threshold would have returned
     assert (low["recall"], low["false_positives_per_image"]) == (0.5, 1.5)
@@ -93,7 +89,7 @@ def test_the_figures_at_one_threshold_count_only_the_detections_from_it_up() -> 
     assert high["confusion"]["triangle"]["missed"] == 1
     assert high["false_positives_by_background_name"]["plaid"]["false_positives"] == 0
     # and agrees with the threshold table's rows
-    rows = {r["conf"]: r for r in conf_tradeoff([image, empty], steps=(0.25, 0.45))}
+    rows = {r["conf"]: r for r in conf_tradeoff(images, steps=(0.25, 0.45))}
     for figures, conf in ((low, 0.25), (high, 0.45)):
         assert figures["recall"] == rows[conf]["recall"]
         assert figures["false_positives_per_image"] == rows[conf]["false_positives_per_image"]
