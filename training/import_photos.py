@@ -1,7 +1,9 @@
-"""Make training/photos/ from the sample photographs of Debian's opencv-doc package.
+"""Make training/photos/ from the sample photographs of Debian's opencv-doc package and the
+photographs among Debian's desktop wallpapers.
 
     apt-get install opencv-doc            # or: apt-get download opencv-doc && dpkg -x opencv-doc_*.deb DIR
-    python training/import_photos.py      # --examples DIR/usr/share/doc/opencv-doc/examples
+    apt-get install mate-backgrounds plasma-workspace-wallpapers   # or apt-get download + dpkg -x into ROOT
+    python training/import_photos.py      # --examples DIR/usr/share/doc/opencv-doc/examples --root ROOT
 
 The demo model's training recipe (version 4 on) draws backgrounds from these photos as well
 as from those that installed Python packages ship (synth.TRAIN_PHOTOS). They are committed,
@@ -12,7 +14,10 @@ license is in training/photos/README.md.
 The choice: real scenes (animals, plants, streets, buildings, aerial views) in which no flat
 circle, triangle, rectangle or star is the subject. Left out: the calibration chessboards,
 drawings and renders, the logo, text pages, and the photos of round or boxy things (fruits,
-balls, sweets, boxes, a circuit board, a notebook, a number plate).
+balls, sweets, boxes, a circuit board, a notebook, a number plate). Of the wallpapers (recipe
+version 5 on), the photographs only: not the renders, vector art and logos (all of
+gnome-backgrounds 43.1), and not the photos of round things (rain drops, a ladybird's spots,
+a flower seen flat as a disc), a maple leaf (a star), or a boat's plate with text.
 """
 
 from __future__ import annotations
@@ -49,6 +54,38 @@ SOURCES: dict[str, str] = {
     "street_6": "text/scenetext06.jpg",
 }
 
+# Name in the recipe: (Debian package, file in it), for the wallpapers (mate-backgrounds 1.26.0-1,
+# plasma-workspace-wallpapers 4:5.27.5-2 in Debian 12); their license: photos/README.md.
+WALLPAPERS: dict[str, tuple[str, str]] = {
+    "leaf_veins_green": ("mate-backgrounds", "usr/share/backgrounds/mate/nature/Blinds.jpg"),
+    "dune_grass_sea": ("mate-backgrounds", "usr/share/backgrounds/mate/nature/Dune.jpg"),
+    "orange_petals_macro": ("mate-backgrounds", "usr/share/backgrounds/mate/nature/FreshFlower.jpg"),
+    "red_marigold_bokeh": ("mate-backgrounds", "usr/share/backgrounds/mate/nature/Garden.jpg"),
+    "young_grass_blades": ("mate-backgrounds", "usr/share/backgrounds/mate/nature/GreenMeadow.jpg"),
+    "storm_clouds_road_blur": ("mate-backgrounds", "usr/share/backgrounds/mate/nature/Storm.jpg"),
+    "weathered_wood_planks": ("mate-backgrounds", "usr/share/backgrounds/mate/nature/Wood.jpg"),
+    "jetty_planks_lake": (
+        "plasma-workspace-wallpapers",
+        "usr/share/wallpapers/BytheWater/contents/images/2560x1600.jpg",
+    ),
+    "misty_lake_blue_hour": (
+        "plasma-workspace-wallpapers",
+        "usr/share/wallpapers/DarkestHour/contents/images/2560x1600.jpg",
+    ),
+    "wavy_facade_bw": (
+        "plasma-workspace-wallpapers",
+        "usr/share/wallpapers/Grey/contents/images/2560x1600.jpg",
+    ),
+    "spruce_forest_path": (
+        "plasma-workspace-wallpapers",
+        "usr/share/wallpapers/Path/contents/images/2560x1600.jpg",
+    ),
+    "lake_dawn_reeds": (
+        "plasma-workspace-wallpapers",
+        "usr/share/wallpapers/summer_1am/contents/images/2560x1600.jpg",
+    ),
+}
+
 
 def import_photo(source: Path, target: Path) -> tuple[int, int]:
     """Copy one photo as JPEG, scaled down (never up) to MAX_SIDE; returns its new (h, w)."""
@@ -68,12 +105,17 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--examples", type=Path, default=EXAMPLES, help="opencv-doc's examples folder")
+    parser.add_argument(
+        "--root", type=Path, default=Path("/"), help="where the wallpaper packages are unpacked"
+    )
     parser.add_argument("--out", type=Path, default=PHOTOS)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    for name, file in SOURCES.items():
-        h, w = import_photo(args.examples / file, args.out / f"{name}.jpg")
-        print(f"{name}: {file} -> {w}x{h}")
+    sources = {name: args.examples / file for name, file in SOURCES.items()}
+    sources |= {name: args.root / file for name, (_, file) in WALLPAPERS.items()}
+    for name, source in sources.items():
+        h, w = import_photo(source, args.out / f"{name}.jpg")
+        print(f"{name}: {source} -> {w}x{h}")
 
 
 if __name__ == "__main__":

@@ -66,17 +66,14 @@ def test_every_photo_loads_from_an_installed_package_or_the_repository() -> None
 
 
 def test_the_committed_photos_are_the_recipes_and_each_is_its_own() -> None:
+    repository = synth.OPENCV_PHOTOS + synth.WALLPAPER_PHOTOS
     committed = {path.stem for path in import_photos.PHOTOS.glob("*.jpg")}
-    assert committed == set(synth.OPENCV_PHOTOS)  # none missing, none unused
-    assert set(synth.OPENCV_PHOTOS) <= set(synth.TRAIN_PHOTOS)
+    assert committed == set(repository)  # none missing, none unused
+    assert set(repository) <= set(synth.TRAIN_PHOTOS)
     assert (import_photos.PHOTOS / "README.md").is_file()  # their license
-    means = [
-        tuple(synth.load_photo(name).reshape(-1, 3).mean(axis=0).round(1)) for name in synth.OPENCV_PHOTOS
-    ]
-    assert len(set(means)) == len(means)  # 18 different photos, not one copied 18 times
-    assert (
-        max(max(synth.load_photo(name).shape[:2]) for name in synth.OPENCV_PHOTOS) <= import_photos.MAX_SIDE
-    )
+    means = [tuple(synth.load_photo(name).reshape(-1, 3).mean(axis=0).round(1)) for name in repository]
+    assert len(set(means)) == len(means) == 30  # 30 different photos, not one copied 30 times
+    assert max(max(synth.load_photo(name).shape[:2]) for name in repository) <= import_photos.MAX_SIDE
 
 
 def test_importing_a_photo_scales_it_down_to_the_longest_side_and_never_up(tmp_path: Path) -> None:
