@@ -257,10 +257,7 @@ def at_conf(
         kind, name = background_of(image.index)
         named = by_name.setdefault(name, {"kind": kind, "images": 0, "false_positives": 0})
         named["images"] += 1
-        h, w = image.height, image.width
-        truth = [(cls, raster(poly, h, w)) for cls, poly in image.truth]
-        predicted = [(cls, raster(poly, h, w)) for cls, score, poly in image.detections if score >= conf]
-        pred_of, truth_of = match(predicted, truth)
+        truth, predicted, _, (pred_of, truth_of) = matched(image, conf)
         for t, (cls, mask) in enumerate(truth):
             p = pred_of[t]
             right = p is not None and predicted[p][0] == cls
@@ -424,6 +421,23 @@ def heldout_scored(
     return images
 
 
+def matched(
+    image: ScoredImage, conf: float
+) -> tuple[
+    list[tuple[int, np.ndarray]],
+    list[tuple[int, np.ndarray]],
+    list[float],
+    tuple[list[int | None], list[int | None]],
+]:
+    """An image's true objects and its detections from ``conf`` up as masks, the detections'
+    scores, and ``match`` of the two (``at_conf`` and ``conf_tradeoff`` count from it)."""
+    h, w = image.height, image.width
+    truth = [(cls, raster(poly, h, w)) for cls, poly in image.truth]
+    kept = [(cls, score, poly) for cls, score, poly in image.detections if score >= conf]
+    predicted = [(cls, raster(poly, h, w)) for cls, _, poly in kept]
+    return truth, predicted, [score for _, score, _ in kept], match(predicted, truth)
+
+
 CONF_STEPS = (0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6)
 
 
@@ -435,13 +449,10 @@ def conf_tradeoff(images: list[ScoredImage], steps: tuple[float, ...] = CONF_STE
     scored: list[tuple[float, bool]] = []  # (score, right) of every detection >= the lowest step
     lowest = min(steps)
     for image in images:
-        h, w = image.height, image.width
-        truth = [(cls, raster(poly, h, w)) for cls, poly in image.truth]
-        kept = [(cls, score, poly) for cls, score, poly in image.detections if score >= lowest]
-        _, truth_of = match([(cls, raster(poly, h, w)) for cls, _, poly in kept], truth)
+        truth, predicted, scores, (_, truth_of) = matched(image, lowest)
         scored += [
             (score, t is not None and truth[t][0] == cls)
-            for (cls, score, _), t in zip(kept, truth_of, strict=True)
+            for (cls, _), score, t in zip(predicted, scores, truth_of, strict=True)
         ]
     objects = max(1, sum(len(image.truth) for image in images))
     return [

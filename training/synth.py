@@ -208,6 +208,8 @@ OPENCV_PHOTOS: tuple[str, ...] = tuple(_OPENCV_SOURCES)
 # The photographs among Debian's desktop wallpapers (mate-backgrounds, plasma-workspace-wallpapers),
 # committed the same way; their license: training/photos/README.md.
 WALLPAPER_PHOTOS: tuple[str, ...] = tuple(_WALLPAPER_SOURCES)
+# Every photo committed under training/photos/ (what load_photo reads from the repository).
+REPO_PHOTO_NAMES: tuple[str, ...] = OPENCV_PHOTOS + WALLPAPER_PHOTOS
 # scikit-image's bundled sample photographs (skimage.data; license: see the model card).
 # Left out everywhere: the ones that show the four classes or look like them (coins, clock,
 # retina, cell, microaneurysms, phantom: round discs; chessboard, color, logo: squares and
@@ -292,7 +294,7 @@ def load_photo(name: str) -> np.ndarray:
 
 def _photo_cache(name: str, _cache: dict[str, np.ndarray] = {}) -> np.ndarray:  # noqa: B006 - a cache
     if name not in _cache:
-        if name in OPENCV_PHOTOS or name in WALLPAPER_PHOTOS:
+        if name in REPO_PHOTO_NAMES:
             path: Path | None = REPO_PHOTOS / f"{name}.jpg"
         elif name in _PACKAGE_PHOTOS:
             package, file = _PACKAGE_PHOTOS[name]

@@ -66,7 +66,7 @@ def test_every_photo_loads_from_an_installed_package_or_the_repository() -> None
 
 
 def test_the_committed_photos_are_the_recipes_and_each_is_its_own() -> None:
-    repository = synth.OPENCV_PHOTOS + synth.WALLPAPER_PHOTOS
+    repository = synth.REPO_PHOTO_NAMES
     committed = {path.stem for path in import_photos.PHOTOS.glob("*.jpg")}
     assert committed == set(repository)  # none missing, none unused
     assert set(repository) <= set(synth.TRAIN_PHOTOS)
