@@ -880,7 +880,7 @@ the photo's side to all of it, 40% in another palette (channels swapped, hue
 turned). This is the recipe's version {recipe_version}, the log's `recipe` column (version 1:
 1200 images, no clutter, no marble or grain; version 2: clutter, marble and grain; version 3:
 four more photos, the terrain family, photo jitter, more photos than textures; version 4: 18 real
-scenes from OpenCV's samples; version 5: 12 photographs among Debian's desktop wallpapers).{recipe_of_weights} 30% of the images have no
+scenes from OpenCV's samples; version 5: 12 photographs among Debian's desktop wallpapers; version 6: 10 more).{recipe_of_weights} 30% of the images have no
 shape (hard negatives); the others 1 to 7 shapes with sizes log-uniform from ~10 px across to
 half the frame (15% of them one or two shapes filling most of it), mild occlusion (at most
 15% covered), a few cut by the border, 15% low contrast; then blur, noise, grayscale (15%),
@@ -893,7 +893,8 @@ package, never downloaded) and, for training only, real scenes from the examples
 file for the package says; `training/photos/README.md`) and, since version 5, the photographs
 among the wallpapers of Debian's mate-backgrounds (GPL-2.0-or-later) and
 plasma-workspace-wallpapers (GPL-2+ by Debian's copyright file, LGPLv3 by each wallpaper's
-metadata; authors credited in that README). Training: {train_photos};
+metadata; authors credited in that README), and since version 6, of lomiri-wallpapers-16.04
+and -20.04 (CC-BY-4.0, CC-BY-SA-4.0, CC-BY-SA-3.0 per file; authors credited there). Training: {train_photos};
 held-out: {heldout_photos}. The scikit-image ones are in `skimage/data/`; scikit-image
 is BSD-3-Clause licensed; each image's origin and terms are in the docstring of its
 `skimage.data` function: camera, chelsea, coffee, grass, gravel and brick are CC0;

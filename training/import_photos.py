@@ -2,7 +2,8 @@
 photographs among Debian's desktop wallpapers.
 
     apt-get install opencv-doc            # or: apt-get download opencv-doc && dpkg -x opencv-doc_*.deb DIR
-    apt-get install mate-backgrounds plasma-workspace-wallpapers   # or apt-get download + dpkg -x into ROOT
+    apt-get install mate-backgrounds plasma-workspace-wallpapers \
+        lomiri-wallpapers-16.04 lomiri-wallpapers-20.04   # or apt-get download + dpkg -x into ROOT
     python training/import_photos.py      # --examples DIR/usr/share/doc/opencv-doc/examples --root ROOT
 
 The demo model's training recipe (version 4 on) draws backgrounds from these photos as well
@@ -17,7 +18,9 @@ drawings and renders, the logo, text pages, and the photos of round or boxy thin
 balls, sweets, boxes, a circuit board, a notebook, a number plate). Of the wallpapers (recipe
 version 5 on), the photographs only: not the renders, vector art and logos (all of
 gnome-backgrounds 43.1), and not the photos of round things (rain drops, a ladybird's spots,
-a flower seen flat as a disc), a maple leaf (a star), or a boat's plate with text.
+a flower seen flat as a disc), a maple leaf (a star), or a boat's plate with text. Of the
+Lomiri wallpapers (recipe version 6 on), likewise: not the renders (all of ukui-wallpapers),
+and not a fig in a bowl, two round lamps, a clock face, dandelion seed heads, or the sun's disc.
 """
 
 from __future__ import annotations
@@ -55,7 +58,8 @@ SOURCES: dict[str, str] = {
 }
 
 # Name in the recipe: (Debian package, file in it), for the wallpapers (mate-backgrounds 1.26.0-1,
-# plasma-workspace-wallpapers 4:5.27.5-2 in Debian 12); their license: photos/README.md.
+# plasma-workspace-wallpapers 4:5.27.5-2, lomiri-wallpapers-* 20.04.0-2 in Debian 12); their
+# license: photos/README.md.
 WALLPAPERS: dict[str, tuple[str, str]] = {
     "leaf_veins_green": ("mate-backgrounds", "usr/share/backgrounds/mate/nature/Blinds.jpg"),
     "dune_grass_sea": ("mate-backgrounds", "usr/share/backgrounds/mate/nature/Dune.jpg"),
@@ -84,6 +88,26 @@ WALLPAPERS: dict[str, tuple[str, str]] = {
         "plasma-workspace-wallpapers",
         "usr/share/wallpapers/summer_1am/contents/images/2560x1600.jpg",
     ),
+    # Since recipe version 6: lomiri-wallpapers-16.04 and -20.04 20.04.0-2 (Debian 12).
+    "steel_cables_beach": ("lomiri-wallpapers-16.04", "usr/share/backgrounds/Bridge_by_Sander_Klootwijk.jpg"),
+    "sunlit_leaves_sky": ("lomiri-wallpapers-16.04", "usr/share/backgrounds/Dragonfly_by_Bolly.jpg"),
+    "paint_brushes_jar": ("lomiri-wallpapers-16.04", "usr/share/backgrounds/Picture_1A_by_freespace.jpg"),
+    "room_wine_beanbag": ("lomiri-wallpapers-16.04", "usr/share/backgrounds/Wine_by_Jakkub_Mede.jpg"),
+    "autumn_mountain_meadow": (
+        "lomiri-wallpapers-16.04",
+        "usr/share/backgrounds/aitzgorri_by_Aitzol_Berasategi.jpg",
+    ),
+    "film_grain_colours": (
+        "lomiri-wallpapers-16.04",
+        "usr/share/backgrounds/analogpattern_by_Peter_Nerlich.jpg",
+    ),
+    "dogs_at_window": ("lomiri-wallpapers-16.04", "usr/share/backgrounds/friends_by_Aitzol_Berasategi.jpg"),
+    "forest_stream_rocks": ("lomiri-wallpapers-16.04", "usr/share/backgrounds/life_by_Aitzol_Berasategi.jpg"),
+    "rocky_peaks_path": (
+        "lomiri-wallpapers-16.04",
+        "usr/share/backgrounds/picosdeeuropa_by_Aitzol_Berasategi.jpg",
+    ),
+    "nuthatch_tree_bark": ("lomiri-wallpapers-20.04", "usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg"),
 }
 
 

@@ -72,7 +72,7 @@ def test_the_committed_photos_are_the_recipes_and_each_is_its_own() -> None:
     assert set(repository) <= set(synth.TRAIN_PHOTOS)
     assert (import_photos.PHOTOS / "README.md").is_file()  # their license
     means = [tuple(synth.load_photo(name).reshape(-1, 3).mean(axis=0).round(1)) for name in repository]
-    assert len(set(means)) == len(means) == 30  # 30 different photos, not one copied 30 times
+    assert len(set(means)) == len(means) == 40  # 40 different photos, not one copied 40 times
     assert max(max(synth.load_photo(name).shape[:2]) for name in repository) <= import_photos.MAX_SIDE
 
 
