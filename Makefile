@@ -114,7 +114,7 @@ lint: dev tools
 	$(TOOLS)/checkov/bin/checkov -f template.yaml --config-file .checkov.yaml
 
 typecheck: dev
-	$(VENV)/bin/mypy functions/shared/segjob_core functions/api/job_api functions/segment/segmentation functions/notify/job_notify functions/batch/batch_finalize client/segjob local docs/limits.py bench
+	$(VENV)/bin/mypy functions/shared/segjob_core functions/api/job_api functions/segment/segmentation functions/notify/job_notify functions/batch/batch_finalize client/segjob local docs/limits.py bench training
 
 bench: dev
 	$(PY) bench/segment_bench.py

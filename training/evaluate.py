@@ -268,10 +268,10 @@ def at_conf(
             per_class[CLASS_NAMES[cls]][1] += 1
             confusion[cls, predicted[p][0] if p is not None else len(CLASS_NAMES)] += 1
         # A false positive: no true object under it, or the wrong class for the one it covers.
-        for p, t in enumerate(truth_of):
-            if t is None or predicted[p][0] != truth[t][0]:
+        for p, covered in enumerate(truth_of):
+            if covered is None or predicted[p][0] != truth[covered][0]:
                 false_positives += 1
-                kinds[false_positive_kind(predicted[p], truth, t)] += 1
+                kinds[false_positive_kind(predicted[p], truth, covered)] += 1
                 named["false_positives"] += 1
     objects = sum(n for _, n in per_class.values())
     return {
@@ -404,9 +404,11 @@ def heldout_scored(
 ) -> list[ScoredImage]:
     """The held-out split's images with their detections down to ``conf`` (by default
     ``AP_CONF``), sizes at model input of ``bin_imgsz`` (default: ``imgsz``)."""
+    from synth import read_image
+
     images = []
     for path in sorted((data / "images" / "heldout").glob("*.jpg")):
-        image = cv2.imread(str(path))
+        image = read_image(path)
         h, w = image.shape[:2]
         images.append(
             ScoredImage(
@@ -496,11 +498,11 @@ def other_generator(weights: Path, model: Any, imgsz: int) -> dict[str, Any]:
 def negative_photos() -> list[tuple[str, np.ndarray]]:
     """Photos with no shapes: the held-out split's photos and Ultralytics' two samples."""
     import ultralytics
-    from synth import HELDOUT_PHOTOS, load_photo
+    from synth import HELDOUT_PHOTOS, load_photo, read_image
 
     assets = Path(ultralytics.__file__).parent / "assets"
     photos = [(f"skimage {name}", load_photo(name)) for name in HELDOUT_PHOTOS]
-    return photos + [(name, cv2.imread(str(assets / name))) for name in ("bus.jpg", "zidane.jpg")]
+    return photos + [(name, read_image(assets / name)) for name in ("bus.jpg", "zidane.jpg")]
 
 
 def negatives(model: Any, imgsz: int) -> dict[str, Any]:
@@ -514,11 +516,11 @@ def negatives(model: Any, imgsz: int) -> dict[str, Any]:
 
 def samples(model: Any, imgsz: int) -> dict[str, Any]:
     """The demo images: each shape found with the right class? anything extra?"""
-    from synth import SPLIT_SEEDS, make_image
+    from synth import SPLIT_SEEDS, make_image, read_image
 
     right = wrong_class = missed = extra = total = 0
     for i, path in enumerate(sorted((ROOT / "samples").glob("shapes-*.jpg"))):
-        image = cv2.imread(str(path))
+        image = read_image(path)
         h, w = image.shape[:2]
         _, instances = make_image(SPLIT_SEEDS["demo"], i, size=(h, w))  # as synth.py --demo drew them
         truth = [(inst.class_id, raster(inst.polygon, h, w)) for inst in instances]
@@ -651,6 +653,8 @@ def job_times(weights: Path, sizes: list[int], runs: int = SPEED_RUNS) -> dict[s
     if json.loads(record.read_text()).get("sourceSha256") != sha256(weights):
         return None
     sys.path.insert(0, str(ROOT / "functions" / "segment"))
+    from synth import read_image
+
     from segjob_core.models import JobParams, SegmentRequest
     from segmentation.runtime import Segmenter
     from segmentation.service import MemoryStore, segment_image, warm_up
@@ -669,10 +673,7 @@ def job_times(weights: Path, sizes: list[int], runs: int = SPEED_RUNS) -> dict[s
     images: dict[str, Any] = {}
     for path in speed_images():
         store.objects[("sweep", path.name)] = path.read_bytes()
-        pixels = cv2.imread(str(path))
-        if pixels is None:
-            raise FileNotFoundError(path)
-        shape = pixels.shape
+        shape = read_image(path).shape
         counts = {size: job(path.name, size)[1] for size in sizes}  # the first at a size: not warm
         totals: dict[int, list[float]] = {size: [] for size in sizes}
         for run in range(runs):

@@ -19,6 +19,7 @@ import argparse
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -27,6 +28,7 @@ from synth import (
     CLASS_NAMES,
     HELDOUT_PHOTOS,
     _visible_instances,
+    jpeg_round_trip,
     load_photo,
     write_data_yaml,
     write_example,
@@ -102,7 +104,7 @@ def _turned(pts: np.ndarray, rot: float) -> np.ndarray:
     return pts @ np.array([[c, s], [-s, c]])
 
 
-def _geometry(rng: np.random.Generator, class_id: int, cx: float, cy: float, r: float) -> tuple[str, object]:
+def _geometry(rng: np.random.Generator, class_id: int, cx: float, cy: float, r: float) -> tuple[str, Any]:
     """How ImageDraw draws the shape, at 4x: ("ellipse"|"rounded"|"polygon", its argument)."""
     s = SUPERSAMPLE
     if class_id == 0:  # an exact circle
@@ -134,17 +136,18 @@ def _geometry(rng: np.random.Generator, class_id: int, cx: float, cy: float, r: 
     return "polygon", [(float(s * (cx + x)), float(s * (cy + y))) for x, y in pts]
 
 
-def _draw(
-    draw: ImageDraw.ImageDraw, geometry: tuple[str, object], fill: object, outline: object, width: int
-) -> None:
+Ink = float | tuple[int, ...] | str | None  # a fill or outline colour, as Pillow takes it
+
+
+def _draw(draw: ImageDraw.ImageDraw, geometry: tuple[str, Any], fill: Ink, outline: Ink, width: int) -> None:
     how, arg = geometry
     if how == "ellipse":
-        draw.ellipse(arg, fill=fill, outline=outline, width=width)  # type: ignore[arg-type]
+        draw.ellipse(arg, fill=fill, outline=outline, width=width)
     elif how == "rounded":
-        box, radius = arg  # type: ignore[misc]
+        box, radius = arg
         draw.rounded_rectangle(box, radius, fill=fill, outline=outline, width=width)
     else:
-        draw.polygon(arg, fill=fill, outline=outline, width=width)  # type: ignore[arg-type]
+        draw.polygon(arg, fill=fill, outline=outline, width=width)
 
 
 def make_other_image(index: int) -> tuple[np.ndarray, list]:
@@ -195,14 +198,12 @@ def make_other_image(index: int) -> tuple[np.ndarray, list]:
                 _draw(ImageDraw.Draw(line), geometry, None, 255, width)
                 base.paste(_colour(rng), mask=line)
             owner[mask] = len(drawn)
-            taken |= cv2.dilate(mask.astype(np.uint8), None, iterations=2)
+            taken |= np.asarray(
+                cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=2), np.uint8
+            )
             drawn.append(class_id)
     image = cv2.cvtColor(np.asarray(base.resize((w, h), Image.Resampling.LANCZOS)), cv2.COLOR_RGB2BGR)
-    quality = int(rng.integers(60, 96))
-    image = cv2.imdecode(
-        cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_COLOR
-    )
-    return image, _visible_instances(owner, drawn, min_area=25)
+    return jpeg_round_trip(image, int(rng.integers(60, 96))), _visible_instances(owner, drawn, min_area=25)
 
 
 def write_set(root: Path, n: int = OTHER_IMAGES) -> Path:

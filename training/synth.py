@@ -32,6 +32,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, cast
 
 import cv2
 import numpy as np
@@ -351,6 +352,7 @@ def _smooth_field(rng: np.random.Generator, h: int, w: int, cell: int, channels:
 def _texture_background(rng: np.random.Generator, family: str, h: int, w: int) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     base = rng.uniform(30, 225, size=3).astype(np.float32)
+    img: np.ndarray  # float32 until the end (OpenCV's stubs type its results loosely)
     if family == "gradient":
         return _background(rng, h, w)
     if family == "octaves":  # multi-scale value noise
@@ -379,11 +381,10 @@ def _texture_background(rng: np.random.Generator, family: str, h: int, w: int) -
         wave = np.abs(np.sin(2 * math.pi * phase))[..., None] ** rng.uniform(0.3, 3.0)
         img = base + rng.uniform(20, 90) * (wave - 0.5) * rng.uniform(0.3, 1.0, size=3).astype(np.float32)
     elif family == "grain":  # anisotropic noise: wood, brushed metal, fabric, rain
-        noise = rng.normal(0, 1, size=(h, w)).astype(np.float32)
+        noise: np.ndarray = rng.normal(0, 1, size=(h, w)).astype(np.float32)
         length = float(rng.uniform(5, 40))
         noise = cv2.GaussianBlur(noise, (0, 0), sigmaX=length, sigmaY=rng.uniform(0.5, 2.0))
-        centre = (w / 2, h / 2)
-        rot = cv2.getRotationMatrix2D(centre, float(rng.uniform(0, 180)), 1.0)
+        rot = cv2.getRotationMatrix2D((w / 2, h / 2), float(rng.uniform(0, 180)), 1.0)
         noise = cv2.warpAffine(noise, rot, (w, h), borderMode=cv2.BORDER_REFLECT)
         noise = noise / (noise.std() + 1e-6)
         img = base + rng.uniform(8, 40) * noise[..., None] * rng.uniform(0.4, 1.0, size=3).astype(np.float32)
@@ -427,7 +428,7 @@ def _terrain(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     from matplotlib.colors import LightSource
 
     file, key = _DEMS[int(rng.integers(len(_DEMS)))]
-    dem = _dem(file, key).astype(np.float32)
+    dem: np.ndarray = _dem(file, key).astype(np.float32)
     dh, dw = dem.shape
     ch = max(8, int(dh * rng.uniform(0.3, 1.0)))
     cw = max(8, min(dw, int(ch * w / h)))
@@ -436,7 +437,7 @@ def _terrain(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     dem = (dem - dem.min()) / (np.ptp(dem) + 1e-6) * rng.uniform(20, 200)  # relief in pixels
     light = LightSource(azdeg=float(rng.uniform(0, 360)), altdeg=float(rng.uniform(20, 70)))
     cmap = colormaps[str(rng.choice(_TERRAIN_COLOURMAPS))]
-    mode = str(rng.choice(("soft", "overlay", "hsv")))
+    mode = cast(Literal["soft", "overlay", "hsv"], str(rng.choice(("soft", "overlay", "hsv"))))
     rgb = light.shade(dem, cmap=cmap, vert_exag=1.0, blend_mode=mode)[..., :3]
     return (rgb[..., ::-1] * 255).astype(np.float32)
 
@@ -480,8 +481,8 @@ def _clutter(rng: np.random.Generator, img: np.ndarray) -> None:
             n = int(rng.integers(6, 12))
             t = np.sort(rng.uniform(0, 2 * math.pi, size=n))
             radii = r * rng.uniform(0.2, 1.0, size=n)
-            centre = rng.uniform(0, 1, size=2) * (w, h)
-            pts = np.stack([radii * np.cos(t), radii * np.sin(t)], axis=1) + centre
+            middle = rng.uniform(0, 1, size=2) * (w, h)
+            pts = np.stack([radii * np.cos(t), radii * np.sin(t)], axis=1) + middle
             cv2.fillPoly(img, [np.round(pts).astype(np.int32)], colour, cv2.LINE_AA)
         else:  # an open arc of an ellipse
             centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
@@ -652,8 +653,24 @@ def _degrade(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
         img = np.clip(mean + (img.astype(np.float32) - mean) * rng.uniform(0.35, 0.7), 0, 255).astype(
             np.uint8
         )
-    quality = int(rng.integers(40, 96))
-    return cv2.imdecode(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_COLOR)
+    return jpeg_round_trip(img, int(rng.integers(40, 96)))
+
+
+def read_image(path: Path) -> np.ndarray:
+    """An image file as BGR uint8; a clear error, not None, when there is none."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise FileNotFoundError(f"no image at {path}")
+    return img
+
+
+def jpeg_round_trip(img: np.ndarray, quality: int) -> np.ndarray:
+    """``img`` as it comes back from a JPEG file of that quality (BGR uint8)."""
+    ok, data = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    decoded = cv2.imdecode(data, cv2.IMREAD_COLOR) if ok else None
+    if decoded is None:
+        raise ValueError(f"could not encode an image of shape {img.shape} as JPEG")
+    return decoded
 
 
 HELDOUT_SIDE = (320, 801)  # image sides of the held-out set (training: 256 to 640)

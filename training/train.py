@@ -201,11 +201,13 @@ def train(args: argparse.Namespace) -> tuple[Path, Path, dict[str, Any]]:
         **budget,
     )
     elapsed = time.monotonic() - started
-    weights_dir = Path(model.trainer.save_dir) / "weights"
+    trainer = model.trainer
+    assert trainer is not None  # model.train() made it
+    weights_dir = Path(trainer.save_dir) / "weights"
     record = {
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "from": start,
-        "epochs": int(model.trainer.epoch) + 1,
+        "epochs": int(trainer.epoch) + 1,
         "imgsz": args.imgsz,
         "batch": args.batch,
         "train_images": TRAIN_IMAGES if demo_recipe else None,

@@ -117,3 +117,26 @@ def test_heldout_background_names_what_the_image_is_drawn_on() -> None:
             others = [synth.load_photo(n) for n in synth.HELDOUT_PHOTOS if n != name]
             distance = abs(img.mean() - photo.mean())
             assert distance < 40 and any(abs(img.mean() - o.mean()) > distance for o in others)
+
+
+def test_reading_an_image_that_is_not_there_says_where_it_looked(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"no image at .*missing\.jpg"):
+        synth.read_image(tmp_path / "missing.jpg")
+    (tmp_path / "not-an-image.jpg").write_text("text")
+    with pytest.raises(FileNotFoundError):
+        synth.read_image(tmp_path / "not-an-image.jpg")
+    img = np.random.default_rng(0).integers(0, 256, size=(40, 60, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "noise.png"), img)
+    assert np.array_equal(synth.read_image(tmp_path / "noise.png"), img)
+
+
+def test_a_jpeg_round_trip_loses_more_at_a_lower_quality() -> None:
+    img = cv2.GaussianBlur(
+        np.random.default_rng(1).integers(0, 256, size=(64, 96, 3), dtype=np.uint8), (5, 5), 0
+    )
+    errors = []
+    for quality in (40, 95):
+        out = synth.jpeg_round_trip(img, quality)
+        assert out.shape == img.shape and out.dtype == np.uint8
+        errors.append(float(np.abs(out.astype(int) - img.astype(int)).mean()))
+    assert errors[0] > errors[1] > 0
