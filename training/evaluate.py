@@ -875,13 +875,15 @@ images (seed 11) and {recipe_val} validation images (seed 12), 256 to 640 px, ea
 function of (seed, index). {train_photo_share}% of
 the backgrounds are photos (the held-out set: {heldout_photo_share}%), the rest generated textures (training families: {train_families};
 held-out only: {heldout_families}); a quarter get distractor lines, and {clutter_share}% clutter
-under the shapes: text, irregular blobs and open arcs (the held-out set has none). Training
+under the shapes: text, irregular blobs and open arcs; {object_share}% get 1 to 3 photographed
+objects cut out on transparency (animals, tools, household things, trees: {cutouts} of Tux
+Paint's stamps) under the shapes (the held-out set has neither). Training
 photos are jittered (the held-out ones are not): 30% turned by a quarter, crops from 15% of
 the photo's side to all of it, 40% in another palette (channels swapped, hue
 turned). This is the recipe's version {recipe_version}, the log's `recipe` column (version 1:
 1200 images, no clutter, no marble or grain; version 2: clutter, marble and grain; version 3:
 four more photos, the terrain family, photo jitter, more photos than textures; version 4: 18 real
-scenes from OpenCV's samples; version 5: 12 photographs among Debian's desktop wallpapers; version 6: 10 more).{recipe_of_weights} 30% of the images have no
+scenes from OpenCV's samples; version 5: 12 photographs among Debian's desktop wallpapers; version 6: 10 more; version 7: the cut-out objects).{recipe_of_weights} 30% of the images have no
 shape (hard negatives); the others 1 to 7 shapes with sizes log-uniform from ~10 px across to
 half the frame (15% of them one or two shapes filling most of it), mild occlusion (at most
 15% covered), a few cut by the border, 15% low contrast; then blur, noise, grayscale (15%),
@@ -895,7 +897,9 @@ file for the package says; `training/photos/README.md`) and, since version 5, th
 among the wallpapers of Debian's mate-backgrounds (GPL-2.0-or-later) and
 plasma-workspace-wallpapers (GPL-2+ by Debian's copyright file, LGPLv3 by each wallpaper's
 metadata; authors credited in that README), and since version 6, of lomiri-wallpapers-16.04
-and -20.04 (CC-BY-4.0, CC-BY-SA-4.0, CC-BY-SA-3.0 per file; authors credited there). Training: {train_photos};
+and -20.04 (CC-BY-4.0, CC-BY-SA-4.0, CC-BY-SA-3.0 per file; authors credited there). The
+cut-out objects: Debian's tuxpaint-stamps-default, GPL-2.0-or-later, committed in
+`training/cutouts/` (its README.md). Training photos: {train_photos};
 held-out: {heldout_photos}. The scikit-image ones are in `skimage/data/`; scikit-image
 is BSD-3-Clause licensed; each image's origin and terms are in the docstring of its
 `skimage.data` function: camera, chelsea, coffee, grass, gravel and brick are CC0;
@@ -966,6 +970,8 @@ def render_card(weights: Path, evaluation: dict[str, Any], log: dict[str, Any], 
         CLUTTER_SHARE,
         HELDOUT_FAMILIES,
         HELDOUT_PHOTOS,
+        OBJECT_CUTOUTS,
+        OBJECT_SHARE,
         PHOTO_SHARE,
         RECIPE_VERSION,
         TRAIN_FAMILIES,
@@ -1009,6 +1015,8 @@ def render_card(weights: Path, evaluation: dict[str, Any], log: dict[str, Any], 
         ),
         recipe_train=TRAIN_IMAGES,
         clutter_share=round(CLUTTER_SHARE * 100),
+        object_share=round(OBJECT_SHARE * 100),
+        cutouts=len(OBJECT_CUTOUTS),
         recipe_version=RECIPE_VERSION,
         recipe_of_weights=recipe_of_weights(last.get("recipe"), RECIPE_VERSION),
         recipe_val=VAL_IMAGES,

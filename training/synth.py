@@ -36,6 +36,8 @@ from typing import Literal, cast
 
 import cv2
 import numpy as np
+from import_photos import CUTOUTS as _CUTOUT_SOURCES
+from import_photos import CUTOUTS_DIR
 from import_photos import PHOTOS as REPO_PHOTOS
 from import_photos import SOURCES as _OPENCV_SOURCES
 from import_photos import WALLPAPERS as _WALLPAPER_SOURCES
@@ -240,6 +242,12 @@ TRAIN_PHOTOS: tuple[str, ...] = (
     # version 5 had 0.34 held-out false positives per image at 640, most still on photos).
     *WALLPAPER_PHOTOS,
 )
+# Since recipe version 7: photographed objects cut out on transparency (Tux Paint's stamps:
+# animals, tools, household things, trees), committed as training/cutouts/<name>.webp by
+# import_photos.py, pasted under the shapes and on hard negatives in training only. Real
+# things with sharp outlines on any background, none of them one of the classes: what the
+# held-out photos' false positives were drawn to (motorcycles, a rocket, a cup).
+OBJECT_CUTOUTS: tuple[str, ...] = tuple(_CUTOUT_SOURCES)
 HELDOUT_PHOTOS: tuple[str, ...] = ("coffee", "rocket", "gravel", "motorcycle_left", "motorcycle_right")
 # Generated texture families; the held-out ones are never used for training images.
 TRAIN_FAMILIES: tuple[str, ...] = (
@@ -257,9 +265,10 @@ HELDOUT_FAMILIES: tuple[str, ...] = ("blurred_colour", "plaid", "speckle")
 MIXED_SEEDS = {"train": 11, "val": 12, "heldout": 13}
 NEGATIVE_SHARE = 0.3
 CLUTTER_SHARE = 0.35  # training images with clutter (text, irregular blobs, arcs) under the shapes
+OBJECT_SHARE = 0.4  # since version 7: training images with 1 to 3 cut-out objects under the shapes
 PHOTO_SHARE = 0.45  # backgrounds that are photos (the held-out set's share)
 TRAIN_PHOTO_SHARE = 0.55  # since version 3: most false positives left were on held-out photos
-RECIPE_VERSION = 6  # bump when the training recipe changes: train and val on disk are rewritten
+RECIPE_VERSION = 7  # bump when the training recipe changes: train and val on disk are rewritten
 # Bump only when the held-out set itself changes: that is a new benchmark, every eval.json
 # (keyed by it) is void and every card figure changes meaning. Version 2 of the training
 # recipe left it as it was.
@@ -580,6 +589,7 @@ def make_mixed_image(
     side: tuple[int, int] = (256, 641),
     negatives: float = NEGATIVE_SHARE,
     clutter: float = CLUTTER_SHARE,
+    objects: float = OBJECT_SHARE,
     photo_share: float = TRAIN_PHOTO_SHARE,
     photo_jitter: bool = True,
 ) -> tuple[np.ndarray, list[Instance]]:
@@ -594,6 +604,8 @@ def make_mixed_image(
         _distractor_lines(rng, img)
     if clutter and rng.random() < clutter:  # no draw at all when off: the held-out set stays as it was
         _clutter(rng, img)
+    if objects and rng.random() < objects:  # likewise
+        _paste_objects(rng, img)
     owner = np.full((h, w), -1, dtype=np.int32)
     drawn: list[int] = []
     shown: list[int] = []  # pixels each drawn shape still shows
@@ -635,6 +647,51 @@ def make_mixed_image(
             drawn.append(class_id)
     img = _degrade(rng, img)
     return img, _visible_instances(owner, drawn, min_area=25)
+
+
+def load_cutout(name: str) -> np.ndarray:
+    """A cut-out object of the recipe (OBJECT_CUTOUTS), as BGRA uint8."""
+    return _cutout_cache(name).copy()
+
+
+def _cutout_cache(name: str, _cache: dict[str, np.ndarray] = {}) -> np.ndarray:  # noqa: B006 - a cache
+    if name not in _cache:
+        path = CUTOUTS_DIR / f"{name}.webp"
+        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if name in _CUTOUT_SOURCES else None
+        if img is None or img.ndim != 3 or img.shape[2] != 4:
+            raise FileNotFoundError(f"no cut-out object {name!r} ({path})")
+        _cache[name] = img
+    return _cache[name]
+
+
+def _paste_objects(rng: np.random.Generator, img: np.ndarray) -> None:
+    """1 to 3 cut-out objects, each from a tenth of the short side to most of it across,
+    mirrored, turned up to 30 degrees and recoloured, some partly out of the frame."""
+    h, w = img.shape[:2]
+    short = min(h, w)
+    for _ in range(int(rng.integers(1, 4))):
+        cut = load_cutout(OBJECT_CUTOUTS[int(rng.integers(len(OBJECT_CUTOUTS)))])
+        if rng.random() < 0.5:
+            cut = cut[:, ::-1]
+        ch, cw = cut.shape[:2]
+        side = math.exp(rng.uniform(math.log(0.1 * short), math.log(0.8 * short)))
+        turn = cv2.getRotationMatrix2D((cw / 2, ch / 2), float(rng.uniform(-30, 30)), side / max(ch, cw))
+        cos, sin = abs(turn[0, 0]), abs(turn[0, 1])
+        ow, oh = int(ch * sin + cw * cos) + 2, int(ch * cos + cw * sin) + 2
+        turn[:, 2] += (ow / 2 - cw / 2, oh / 2 - ch / 2)
+        # Premultiplied by alpha, so that the edges do not pick up the transparent pixels' colour.
+        alpha = cut[..., 3:].astype(np.float32) / 255
+        premultiplied = np.concatenate([cut[..., :3] * alpha, alpha], axis=2)
+        warped = cv2.warpAffine(premultiplied, turn, (ow, oh), flags=cv2.INTER_LINEAR)
+        colour, cover = warped[..., :3] * rng.uniform(0.7, 1.3, size=3), warped[..., 3:]
+        x0 = int(rng.integers(-ow // 3, max(-ow // 3 + 1, w - 2 * ow // 3)))
+        y0 = int(rng.integers(-oh // 3, max(-oh // 3 + 1, h - 2 * oh // 3)))
+        ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x0 + ow, w), min(y0 + oh, h)
+        if ix1 <= ix0 or iy1 <= iy0:
+            continue
+        part = (slice(iy0 - y0, iy1 - y0), slice(ix0 - x0, ix1 - x0))
+        under = img[iy0:iy1, ix0:ix1].astype(np.float32)
+        img[iy0:iy1, ix0:ix1] = np.clip(under * (1 - cover[part]) + colour[part], 0, 255).astype(np.uint8)
 
 
 def _degrade(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
@@ -687,6 +744,7 @@ def make_heldout_image(index: int) -> tuple[np.ndarray, list[Instance]]:
         side=HELDOUT_SIDE,
         negatives=0.1,
         clutter=0.0,
+        objects=0.0,
         photo_share=PHOTO_SHARE,
         photo_jitter=False,
     )

@@ -49,6 +49,34 @@ def test_clutter_is_drawn_but_never_labelled() -> None:
         assert labels == []  # an image of clutter alone is a hard negative
 
 
+def test_cut_out_objects_cover_part_of_the_image_with_a_real_things_pixels_and_are_never_labelled() -> None:
+    for i in range(12):
+        flat = np.full((240, 320, 3), 128, np.uint8)
+        synth._paste_objects(np.random.default_rng(i), flat)
+        changed = (flat != 128).any(axis=2)
+        assert 0 < changed.sum() < changed.size  # their transparent pixels leave the image as it was
+        assert len(np.unique(flat[changed].reshape(-1, 3), axis=0)) > 20  # a photo, not a silhouette
+        _, labels = synth.make_mixed_image(11, i, negatives=1.0, objects=1.0)
+        assert labels == []  # an image of objects alone is a hard negative
+
+
+def test_the_committed_cutouts_are_the_recipes_with_their_transparency() -> None:
+    committed = {path.stem for path in import_photos.CUTOUTS_DIR.glob("*.webp")}
+    assert committed == set(synth.OBJECT_CUTOUTS) and len(committed) == len(import_photos.CUTOUTS)
+    assert (import_photos.CUTOUTS_DIR / "README.md").is_file()  # their license
+    means = set()
+    for name in synth.OBJECT_CUTOUTS:
+        cut = synth.load_cutout(name)
+        assert cut.ndim == 3 and cut.shape[2] == 4 and cut.dtype == np.uint8, name
+        assert max(cut.shape[:2]) <= import_photos.CUTOUT_MAX_SIDE, name
+        alpha = cut[..., 3]
+        assert (alpha == 0).mean() > 0.05 and (alpha > 240).mean() > 0.02, name  # cut out, not a box
+        means.add(tuple(cut.reshape(-1, 4).mean(axis=0).round(1)))
+    assert len(means) == len(synth.OBJECT_CUTOUTS)  # each its own
+    with pytest.raises(FileNotFoundError, match="no cut-out object"):
+        synth.load_cutout("not_a_cutout")
+
+
 def test_the_recipe_is_a_pure_function_of_seed_and_index() -> None:
     a, a_labels = synth.make_mixed_image(11, 5)
     b, b_labels = synth.make_mixed_image(11, 5)
