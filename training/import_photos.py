@@ -35,6 +35,7 @@ import argparse
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 EXAMPLES = Path("/usr/share/doc/opencv-doc/examples")  # opencv-doc 4.6.0+dfsg-12 (Debian 12)
 PHOTOS = Path(__file__).resolve().parent / "photos"
@@ -66,6 +67,7 @@ SOURCES: dict[str, str] = {
 # Name in the recipe: (Debian package, file in it), for the wallpapers (mate-backgrounds 1.26.0-1,
 # plasma-workspace-wallpapers 4:5.27.5-2, lomiri-wallpapers-* 20.04.0-2 in Debian 12); their
 # license: photos/README.md.
+_LOMIRI = "usr/share/backgrounds"
 WALLPAPERS: dict[str, tuple[str, str]] = {
     "leaf_veins_green": ("mate-backgrounds", "usr/share/backgrounds/mate/nature/Blinds.jpg"),
     "dune_grass_sea": ("mate-backgrounds", "usr/share/backgrounds/mate/nature/Dune.jpg"),
@@ -94,26 +96,17 @@ WALLPAPERS: dict[str, tuple[str, str]] = {
         "plasma-workspace-wallpapers",
         "usr/share/wallpapers/summer_1am/contents/images/2560x1600.jpg",
     ),
-    # Since recipe version 6: lomiri-wallpapers-16.04 and -20.04 20.04.0-2 (Debian 12).
-    "steel_cables_beach": ("lomiri-wallpapers-16.04", "usr/share/backgrounds/Bridge_by_Sander_Klootwijk.jpg"),
-    "sunlit_leaves_sky": ("lomiri-wallpapers-16.04", "usr/share/backgrounds/Dragonfly_by_Bolly.jpg"),
-    "paint_brushes_jar": ("lomiri-wallpapers-16.04", "usr/share/backgrounds/Picture_1A_by_freespace.jpg"),
-    "room_wine_beanbag": ("lomiri-wallpapers-16.04", "usr/share/backgrounds/Wine_by_Jakkub_Mede.jpg"),
-    "autumn_mountain_meadow": (
-        "lomiri-wallpapers-16.04",
-        "usr/share/backgrounds/aitzgorri_by_Aitzol_Berasategi.jpg",
-    ),
-    "film_grain_colours": (
-        "lomiri-wallpapers-16.04",
-        "usr/share/backgrounds/analogpattern_by_Peter_Nerlich.jpg",
-    ),
-    "dogs_at_window": ("lomiri-wallpapers-16.04", "usr/share/backgrounds/friends_by_Aitzol_Berasategi.jpg"),
-    "forest_stream_rocks": ("lomiri-wallpapers-16.04", "usr/share/backgrounds/life_by_Aitzol_Berasategi.jpg"),
-    "rocky_peaks_path": (
-        "lomiri-wallpapers-16.04",
-        "usr/share/backgrounds/picosdeeuropa_by_Aitzol_Berasategi.jpg",
-    ),
-    "nuthatch_tree_bark": ("lomiri-wallpapers-20.04", "usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg"),
+    # Since recipe version 6: lomiri-wallpapers-16.04 and -20.04 20.04.0-2 (Debian 12), in _LOMIRI.
+    "steel_cables_beach": ("lomiri-wallpapers-16.04", f"{_LOMIRI}/Bridge_by_Sander_Klootwijk.jpg"),
+    "sunlit_leaves_sky": ("lomiri-wallpapers-16.04", f"{_LOMIRI}/Dragonfly_by_Bolly.jpg"),
+    "paint_brushes_jar": ("lomiri-wallpapers-16.04", f"{_LOMIRI}/Picture_1A_by_freespace.jpg"),
+    "room_wine_beanbag": ("lomiri-wallpapers-16.04", f"{_LOMIRI}/Wine_by_Jakkub_Mede.jpg"),
+    "autumn_mountain_meadow": ("lomiri-wallpapers-16.04", f"{_LOMIRI}/aitzgorri_by_Aitzol_Berasategi.jpg"),
+    "film_grain_colours": ("lomiri-wallpapers-16.04", f"{_LOMIRI}/analogpattern_by_Peter_Nerlich.jpg"),
+    "dogs_at_window": ("lomiri-wallpapers-16.04", f"{_LOMIRI}/friends_by_Aitzol_Berasategi.jpg"),
+    "forest_stream_rocks": ("lomiri-wallpapers-16.04", f"{_LOMIRI}/life_by_Aitzol_Berasategi.jpg"),
+    "rocky_peaks_path": ("lomiri-wallpapers-16.04", f"{_LOMIRI}/picosdeeuropa_by_Aitzol_Berasategi.jpg"),
+    "nuthatch_tree_bark": ("lomiri-wallpapers-20.04", f"{_LOMIRI}/Kleiber_by_Lukas_Baubkus.jpg"),
 }
 
 # Since recipe version 7: photographed objects cut out on transparency, pasted under the shapes
@@ -241,15 +234,21 @@ CUTOUTS: dict[str, str] = {
 }
 
 
+def scale_down(img: np.ndarray, max_side: int) -> np.ndarray:
+    """``img`` with its longer side at most ``max_side`` (never scaled up)."""
+    h, w = img.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    if scale < 1.0:
+        img = cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    return img
+
+
 def import_photo(source: Path, target: Path) -> tuple[int, int]:
     """Copy one photo as JPEG, scaled down (never up) to MAX_SIDE; returns its new (h, w)."""
     img = cv2.imread(str(source), cv2.IMREAD_COLOR)
     if img is None:
         raise FileNotFoundError(source)
-    h, w = img.shape[:2]
-    scale = min(1.0, MAX_SIDE / max(h, w))
-    if scale < 1.0:
-        img = cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    img = scale_down(img, MAX_SIDE)
     cv2.imwrite(str(target), img, [cv2.IMWRITE_JPEG_QUALITY, QUALITY])
     return img.shape[0], img.shape[1]
 
@@ -260,10 +259,7 @@ def import_cutout(source: Path, target: Path) -> tuple[int, int]:
     img = cv2.imread(str(source), cv2.IMREAD_UNCHANGED)
     if img is None or img.ndim != 3 or img.shape[2] != 4:
         raise ValueError(f"{source} is not an image with an alpha channel")
-    h, w = img.shape[:2]
-    scale = min(1.0, CUTOUT_MAX_SIDE / max(h, w))
-    if scale < 1.0:
-        img = cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    img = scale_down(img, CUTOUT_MAX_SIDE)
     cv2.imwrite(str(target), img, [cv2.IMWRITE_WEBP_QUALITY, QUALITY])
     return img.shape[0], img.shape[1]
 
