@@ -404,7 +404,7 @@ def heldout_scored(
 ) -> list[ScoredImage]:
     """The held-out split's images with their detections down to ``conf`` (by default
     ``AP_CONF``), sizes at model input of ``bin_imgsz`` (default: ``imgsz``)."""
-    from synth import read_image
+    from import_photos import read_image
 
     images = []
     for path in sorted((data / "images" / "heldout").glob("*.jpg")):
@@ -498,7 +498,8 @@ def other_generator(weights: Path, model: Any, imgsz: int) -> dict[str, Any]:
 def negative_photos() -> list[tuple[str, np.ndarray]]:
     """Photos with no shapes: the held-out split's photos and Ultralytics' two samples."""
     import ultralytics
-    from synth import HELDOUT_PHOTOS, load_photo, read_image
+    from import_photos import read_image
+    from synth import HELDOUT_PHOTOS, load_photo
 
     assets = Path(ultralytics.__file__).parent / "assets"
     photos = [(f"skimage {name}", load_photo(name)) for name in HELDOUT_PHOTOS]
@@ -516,7 +517,8 @@ def negatives(model: Any, imgsz: int) -> dict[str, Any]:
 
 def samples(model: Any, imgsz: int) -> dict[str, Any]:
     """The demo images: each shape found with the right class? anything extra?"""
-    from synth import SPLIT_SEEDS, make_image, read_image
+    from import_photos import read_image
+    from synth import SPLIT_SEEDS, make_image
 
     right = wrong_class = missed = extra = total = 0
     for i, path in enumerate(sorted((ROOT / "samples").glob("shapes-*.jpg"))):
@@ -653,7 +655,7 @@ def job_times(weights: Path, sizes: list[int], runs: int = SPEED_RUNS) -> dict[s
     if json.loads(record.read_text()).get("sourceSha256") != sha256(weights):
         return None
     sys.path.insert(0, str(ROOT / "functions" / "segment"))
-    from synth import read_image
+    from import_photos import read_image
 
     from segjob_core.models import JobParams, SegmentRequest
     from segmentation.runtime import Segmenter

@@ -234,6 +234,17 @@ CUTOUTS: dict[str, str] = {
 }
 
 
+def read_image(path: Path, *, alpha: bool = False) -> np.ndarray:
+    """An image file as BGR uint8 (``alpha``: BGRA, and it must have an alpha channel); a
+    clear error, not None, when there is none. The one image reader of training/."""
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED if alpha else cv2.IMREAD_COLOR)
+    if img is None:
+        raise FileNotFoundError(f"no image at {path}")
+    if alpha and (img.ndim != 3 or img.shape[2] != 4):
+        raise ValueError(f"{path} has no alpha channel")
+    return img
+
+
 def scale_down(img: np.ndarray, max_side: int) -> np.ndarray:
     """``img`` with its longer side at most ``max_side`` (never scaled up)."""
     h, w = img.shape[:2]
@@ -245,10 +256,7 @@ def scale_down(img: np.ndarray, max_side: int) -> np.ndarray:
 
 def import_photo(source: Path, target: Path) -> tuple[int, int]:
     """Copy one photo as JPEG, scaled down (never up) to MAX_SIDE; returns its new (h, w)."""
-    img = cv2.imread(str(source), cv2.IMREAD_COLOR)
-    if img is None:
-        raise FileNotFoundError(source)
-    img = scale_down(img, MAX_SIDE)
+    img = scale_down(read_image(source), MAX_SIDE)
     cv2.imwrite(str(target), img, [cv2.IMWRITE_JPEG_QUALITY, QUALITY])
     return img.shape[0], img.shape[1]
 
@@ -256,10 +264,7 @@ def import_photo(source: Path, target: Path) -> tuple[int, int]:
 def import_cutout(source: Path, target: Path) -> tuple[int, int]:
     """Copy one cut-out object (a PNG with transparency) as WebP with its alpha kept lossless,
     scaled down (never up) to CUTOUT_MAX_SIDE; returns its new (h, w)."""
-    img = cv2.imread(str(source), cv2.IMREAD_UNCHANGED)
-    if img is None or img.ndim != 3 or img.shape[2] != 4:
-        raise ValueError(f"{source} is not an image with an alpha channel")
-    img = scale_down(img, CUTOUT_MAX_SIDE)
+    img = scale_down(read_image(source, alpha=True), CUTOUT_MAX_SIDE)
     cv2.imwrite(str(target), img, [cv2.IMWRITE_WEBP_QUALITY, QUALITY])
     return img.shape[0], img.shape[1]
 
@@ -270,7 +275,7 @@ def main() -> None:
     )
     parser.add_argument("--examples", type=Path, default=EXAMPLES, help="opencv-doc's examples folder")
     parser.add_argument(
-        "--root", type=Path, default=Path("/"), help="where the wallpaper packages are unpacked"
+        "--root", type=Path, default=Path("/"), help="where the wallpaper and stamp packages are unpacked"
     )
     parser.add_argument("--out", type=Path, default=PHOTOS)
     parser.add_argument("--cutouts", type=Path, default=CUTOUTS_DIR)

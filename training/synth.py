@@ -37,7 +37,7 @@ from typing import Literal, cast
 import cv2
 import numpy as np
 from import_photos import CUTOUTS as _CUTOUT_SOURCES
-from import_photos import CUTOUTS_DIR
+from import_photos import CUTOUTS_DIR, read_image
 from import_photos import PHOTOS as REPO_PHOTOS
 from import_photos import SOURCES as _OPENCV_SOURCES
 from import_photos import WALLPAPERS as _WALLPAPER_SOURCES
@@ -656,11 +656,9 @@ def load_cutout(name: str) -> np.ndarray:
 
 def _cutout_cache(name: str, _cache: dict[str, np.ndarray] = {}) -> np.ndarray:  # noqa: B006 - a cache
     if name not in _cache:
-        path = CUTOUTS_DIR / f"{name}.webp"
-        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if name in _CUTOUT_SOURCES else None
-        if img is None or img.ndim != 3 or img.shape[2] != 4:
-            raise FileNotFoundError(f"no cut-out object {name!r} ({path})")
-        _cache[name] = img
+        if name not in _CUTOUT_SOURCES:
+            raise FileNotFoundError(f"no cut-out object {name!r} in the recipe (OBJECT_CUTOUTS)")
+        _cache[name] = read_image(CUTOUTS_DIR / f"{name}.webp", alpha=True)
     return _cache[name]
 
 
@@ -711,14 +709,6 @@ def _degrade(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
             np.uint8
         )
     return jpeg_round_trip(img, int(rng.integers(40, 96)))
-
-
-def read_image(path: Path) -> np.ndarray:
-    """An image file as BGR uint8; a clear error, not None, when there is none."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise FileNotFoundError(f"no image at {path}")
-    return img
 
 
 def jpeg_round_trip(img: np.ndarray, quality: int) -> np.ndarray:

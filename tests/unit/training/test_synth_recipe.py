@@ -149,13 +149,15 @@ def test_heldout_background_names_what_the_image_is_drawn_on() -> None:
 
 def test_reading_an_image_that_is_not_there_says_where_it_looked(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"no image at .*missing\.jpg"):
-        synth.read_image(tmp_path / "missing.jpg")
+        import_photos.read_image(tmp_path / "missing.jpg")
     (tmp_path / "not-an-image.jpg").write_text("text")
     with pytest.raises(FileNotFoundError):
-        synth.read_image(tmp_path / "not-an-image.jpg")
+        import_photos.read_image(tmp_path / "not-an-image.jpg")
     img = np.random.default_rng(0).integers(0, 256, size=(40, 60, 3), dtype=np.uint8)
     cv2.imwrite(str(tmp_path / "noise.png"), img)
-    assert np.array_equal(synth.read_image(tmp_path / "noise.png"), img)
+    assert np.array_equal(import_photos.read_image(tmp_path / "noise.png"), img)
+    with pytest.raises(ValueError, match="has no alpha channel"):  # a cut-out must be one
+        import_photos.read_image(tmp_path / "noise.png", alpha=True)
 
 
 def test_a_jpeg_round_trip_loses_more_at_a_lower_quality() -> None:
